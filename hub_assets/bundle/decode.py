@@ -1,0 +1,75 @@
+"""A whole bundle: wire bytes verified against the bundle key, then every reference resolved."""
+
+from typing import IO, Protocol
+
+from .commits import order_commits
+from .errors import BundleError
+from .limits import Limits
+from .manifests import resolve_manifests, unique
+from .records import Bundle, Manifest
+from .wire import WireError, read_wire
+
+
+class CatalogView(Protocol):
+    """What decoding needs to know of the repo's catalog."""
+
+    def snapshot_manifests(self, snapshot_ids: set[str]) -> dict[str, Manifest]: ...
+
+    def existing_snapshots(self, snapshot_ids: set[str]) -> set[str]: ...
+
+
+class EmptyCatalog:
+    """A repo with nothing indexed yet."""
+
+    def snapshot_manifests(self, snapshot_ids: set[str]) -> dict[str, Manifest]:
+        return {}
+
+    def existing_snapshots(self, snapshot_ids: set[str]) -> set[str]:
+        return set()
+
+
+def decode_bundle(
+    stream: IO[bytes], *, bundle_key: str | None, name: str, limits: Limits, catalog: CatalogView
+) -> Bundle:
+    """Read, verify and validate a bundle; raise BundleError naming `name` if any rule fails.
+
+    With `bundle_key`, the sha256 of the bytes must equal it; a mismatch is reported before
+    any other problem, since it means the bytes are not the ones that were sent.
+    """
+    try:
+        try:
+            wire = read_wire(stream, limits)
+        except WireError as exc:
+            _check_hash(exc.sha256, bundle_key)
+            raise
+        _check_hash(wire.sha256, bundle_key)
+        objects = unique(wire.objects, lambda o: o.object_id, "object")
+        snapshots = resolve_manifests(wire.snapshots, catalog.snapshot_manifests, limits.max_manifest_entries)
+        commits = order_commits(wire.commits)
+        _check_commit_snapshots(commits, {s.snapshot_id for s in snapshots}, catalog)
+    except BundleError as exc:
+        raise exc.in_bundle(name) from None
+    return Bundle(
+        bundle_key=wire.sha256,
+        size_bytes=wire.size_bytes,
+        commits=commits,
+        snapshots=snapshots,
+        objects=list(objects.values()),
+        branch_heads=wire.branch_heads,
+    )
+
+
+def _check_hash(actual: str, expected: str | None) -> None:
+    if expected is not None and actual != expected:
+        raise BundleError("bundle", f"sha256 of the bytes is {actual}, not the bundle key {expected}")
+
+
+def _check_commit_snapshots(commits: list, in_bundle: set[str], catalog: CatalogView) -> None:
+    wanted = {c.snapshot_id for c in commits} - in_bundle
+    missing = wanted - catalog.existing_snapshots(wanted) if wanted else set()
+    for commit in commits:
+        if commit.snapshot_id in missing:
+            raise BundleError(
+                f"commit {commit.commit_id}",
+                f"snapshot {commit.snapshot_id} is neither in the bundle nor in the catalog",
+            )

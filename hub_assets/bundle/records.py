@@ -1,0 +1,81 @@
+"""Typed records of a decoded bundle. Immutable; built only by the decoder."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Encoding = Literal["identity", "zstd"]
+Manifest = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRecord:
+    """One object as it came over the wire. `content` stays encoded until it is stored,
+    so a decoded bundle never holds both the encoded and the decoded bytes of all objects."""
+
+    object_id: str
+    content: bytes
+    encoding: Encoding
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    """A snapshot as sent: full (`manifest`) or a delta over `base_snapshot_id`."""
+
+    snapshot_id: str
+    created_at: str | None
+    manifest: Manifest | None = None
+    base_snapshot_id: str | None = None
+    changes: Manifest = field(default_factory=dict)
+    removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedSnapshot:
+    snapshot_id: str
+    manifest: Manifest
+    created_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitRecord:
+    commit_id: str
+    snapshot_id: str
+    message: str
+    author: str
+    committed_at: str
+    committed_at_time: datetime
+    parent_ids: tuple[str, ...]
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WireBundle:
+    """A bundle parsed and type-checked, before references are resolved."""
+
+    sha256: str
+    size_bytes: int
+    commits: list[CommitRecord]
+    snapshots: list[SnapshotRecord]
+    objects: list[ObjectRecord]
+    branch_heads: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """A bundle fully validated: commits parents-first, every manifest resolved."""
+
+    bundle_key: str
+    size_bytes: int
+    commits: list[CommitRecord]
+    snapshots: list[ResolvedSnapshot]
+    objects: list[ObjectRecord]
+    branch_heads: dict[str, str]
+
+    def object_ref_ids(self) -> set[str]:
+        """Every object the repo may serve once this bundle is indexed (SPEC §5)."""
+        ids = {o.object_id for o in self.objects}
+        for snapshot in self.snapshots:
+            ids.update(snapshot.manifest.values())
+        return ids

@@ -1,0 +1,151 @@
+"""Type and shape rules for single records (SPEC §3). Pure: raw msgpack values in, records out."""
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import BundleError
+from .identity import is_hex_id
+from .records import CommitRecord, Encoding, Manifest, SnapshotRecord
+
+MAX_PATH_BYTES = 4096
+_COMMIT_COLUMNS = frozenset(
+    {"commit_id", "snapshot_id", "message", "author", "committed_at", "parent_commit_id", "parent2_commit_id"}
+)
+
+
+def path_problem(path: object) -> str | None:
+    """Why `path` cannot be a manifest path, or None when it can."""
+    if not isinstance(path, str) or not path:
+        return "path must be a non-empty string"
+    if path.startswith("/"):
+        return f"path {path[:80]!r} is absolute"
+    if ".." in path:
+        return f"path {path[:80]!r} contains '..'"
+    if "\0" in path or "\\" in path:
+        return f"path {path[:80]!r} contains a NUL or a backslash"
+    if len(path.encode()) > MAX_PATH_BYTES:
+        return f"path {path[:80]!r}… is longer than {MAX_PATH_BYTES} bytes"
+    return None
+
+
+def _require_map(where: str, raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise BundleError(where, f"must be a map, not {type(raw).__name__}")
+    return raw
+
+
+def _hex_id(where: str, raw: dict[str, Any], key: str, optional: bool = False) -> str | None:
+    value = raw.get(key)
+    if value is None and optional:
+        return None
+    if not is_hex_id(value):
+        raise BundleError(where, f"{key} must be 64 lowercase hex characters, got {str(value)[:80]!r}")
+    return value
+
+
+def _text(where: str, raw: dict[str, Any], key: str, default: str | None = None) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str):
+        raise BundleError(where, f"{key} must be a string")
+    if "\0" in value:
+        raise BundleError(where, f"{key} contains a NUL character")
+    return value
+
+
+def _paths_to_ids(where: str, raw: Any, what: str, max_entries: int) -> Manifest:
+    if not isinstance(raw, dict):
+        raise BundleError(where, f"{what} must be a map of path to object id")
+    if len(raw) > max_entries:
+        raise BundleError(where, f"{what} has {len(raw)} entries, more than the limit of {max_entries}")
+    for path, object_id in raw.items():
+        if problem := path_problem(path):
+            raise BundleError(where, problem)
+        if not is_hex_id(object_id):
+            raise BundleError(where, f"{what}[{path[:80]!r}] must be a 64 lowercase hex object id")
+    return raw
+
+
+def check_object(where: str, raw: Any) -> tuple[str, bytes, Encoding]:
+    raw = _require_map(where, raw)
+    object_id = _hex_id(where, raw, "object_id")
+    content = raw.get("content")
+    if not isinstance(content, bytes):
+        raise BundleError(where, "content must be msgpack bin")
+    encoding = raw.get("encoding") or "identity"
+    if encoding not in ("identity", "zstd"):
+        raise BundleError(where, f"unknown encoding {str(encoding)[:40]!r}")
+    return object_id, content, encoding
+
+
+def check_snapshot(where: str, raw: Any, max_entries: int) -> SnapshotRecord:
+    raw = _require_map(where, raw)
+    snapshot_id = _hex_id(where, raw, "snapshot_id")
+    where = f"{where} {snapshot_id}"
+    created_at = raw.get("created_at")
+    if created_at is not None and not isinstance(created_at, str):
+        raise BundleError(where, "created_at must be a string")
+    if "manifest" in raw:
+        manifest = _paths_to_ids(where, raw["manifest"], "manifest", max_entries)
+        return SnapshotRecord(snapshot_id, created_at, manifest=manifest)
+    base = _hex_id(where, raw, "base_snapshot_id")
+    changes = _paths_to_ids(where, raw.get("changes", {}), "changes", max_entries)
+    removed = raw.get("removed", [])
+    if not isinstance(removed, list) or not all(isinstance(p, str) for p in removed):
+        raise BundleError(where, "removed must be an array of paths")
+    return SnapshotRecord(
+        snapshot_id, created_at, base_snapshot_id=base, changes=changes, removed=tuple(removed)
+    )
+
+
+def _timestamp(where: str, text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BundleError(where, f"committed_at {text[:40]!r} is not ISO-8601") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def check_commit(where: str, raw: Any) -> CommitRecord:
+    raw = _require_map(where, raw)
+    commit_id = _hex_id(where, raw, "commit_id")
+    where = f"{where} {commit_id}"
+    snapshot_id = _hex_id(where, raw, "snapshot_id")
+    first = _hex_id(where, raw, "parent_commit_id", optional=True)
+    second = _hex_id(where, raw, "parent2_commit_id", optional=True)
+    if second and not first:
+        raise BundleError(where, "parent2_commit_id without parent_commit_id")
+    committed_at = _text(where, raw, "committed_at")
+    meta = {key: value for key, value in raw.items() if key not in _COMMIT_COLUMNS}
+    _check_json(where, meta)
+    return CommitRecord(
+        commit_id=commit_id,
+        snapshot_id=snapshot_id,
+        message=_text(where, raw, "message"),
+        author=_text(where, raw, "author", default=""),
+        committed_at=committed_at,
+        committed_at_time=_timestamp(where, committed_at),
+        parent_ids=tuple(p for p in (first, second) if p),
+        meta=meta,
+    )
+
+
+def _check_json(where: str, value: Any) -> None:
+    """Commit fields are kept verbatim in jsonb: refuse what jsonb cannot hold."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(k, str) and "\0" not in k for k in item):
+                raise BundleError(where, "a commit field has a key that is not NUL-free text")
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            if "\0" in item:
+                raise BundleError(where, "a commit field contains a NUL character")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise BundleError(where, "a commit field holds a non-finite number")
+        elif not (item is None or isinstance(item, bool | int)):
+            raise BundleError(where, f"a commit field holds {type(item).__name__}, which JSON cannot")

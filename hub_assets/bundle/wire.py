@@ -1,0 +1,146 @@
+"""msgpack wire bytes -> type-checked records, in one streaming pass that also hashes them.
+
+The top-level map and its arrays are walked element by element, so the unpacker's buffer
+holds one record at a time and the wire bytes are never all in memory next to the records.
+"""
+
+import hashlib
+from collections.abc import Callable
+from functools import partial
+from typing import IO, Any
+
+import msgpack
+
+from .errors import BundleError
+from .limits import MIB, Limits
+from .objects import object_size, verify_object_id
+from .records import ObjectRecord, WireBundle
+from .validate import check_commit, check_object, check_snapshot
+
+_READ_SIZE = MIB
+
+
+class _HashingReader:
+    """File-like view of a stream that hashes and counts every byte read through it."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self.sha256.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(_READ_SIZE):
+            pass
+
+
+def read_wire(stream: IO[bytes], limits: Limits) -> WireBundle:
+    """Parse and type-check a bundle from `stream`. When the bytes do not parse, the error
+    carries the sha256 of the whole stream as well, so the caller can tell a corrupt upload
+    (hash mismatch) from a well-delivered but malformed bundle."""
+    reader = _HashingReader(stream)
+    # A record larger than one object plus its envelope cannot be legitimate.
+    unpacker = msgpack.Unpacker(
+        reader, raw=False, read_size=_READ_SIZE, max_buffer_size=limits.max_object_bytes + 4 * MIB
+    )
+    try:
+        parts = _read_top_map(unpacker, limits)
+        try:
+            unpacker.unpack()
+        except msgpack.OutOfData:
+            pass
+        else:
+            raise BundleError("bundle", "trailing data after the bundle map")
+    except BundleError as exc:
+        reader.drain()
+        raise WireError(exc.record, exc.reason, reader.sha256.hexdigest()) from None
+    except (ValueError, TypeError, msgpack.UnpackException, msgpack.OutOfData) as exc:
+        reader.drain()
+        reason = _unpack_reason(exc)
+        raise WireError("bundle", reason, reader.sha256.hexdigest()) from None
+    return WireBundle(
+        sha256=reader.sha256.hexdigest(),
+        size_bytes=reader.size,
+        commits=parts.get("commits", []),
+        snapshots=parts.get("snapshots", []),
+        objects=parts.get("objects", []),
+        branch_heads=parts.get("branch_heads", {}),
+    )
+
+
+class WireError(BundleError):
+    def __init__(self, record: str, reason: str, sha256: str) -> None:
+        super().__init__(record, reason)
+        self.sha256 = sha256
+
+
+def _unpack_reason(exc: Exception) -> str:
+    if isinstance(exc, msgpack.OutOfData):
+        return "truncated msgpack"
+    if isinstance(exc, UnicodeDecodeError):
+        return "a string is not valid UTF-8"
+    if isinstance(exc, msgpack.BufferFull | ValueError) and "exceeds" in str(exc).lower():
+        return f"a record is larger than the limit: {exc}"
+    return f"not valid msgpack: {exc}"
+
+
+def _read_top_map(unpacker: msgpack.Unpacker, limits: Limits) -> dict[str, Any]:
+    try:
+        entries = unpacker.read_map_header()
+    except msgpack.OutOfData:
+        raise BundleError("bundle", "empty upload, not a msgpack map") from None
+    except (ValueError, msgpack.UnpackException):
+        raise BundleError("bundle", "not a msgpack map") from None
+    readers: dict[str, tuple[int, Callable[[str, Any], Any]]] = {
+        "commits": (limits.max_commits, check_commit),
+        "snapshots": (limits.max_snapshots, partial(check_snapshot, max_entries=limits.max_manifest_entries)),
+        "objects": (limits.max_objects, partial(_object, limits=limits)),
+    }
+    parts: dict[str, Any] = {}
+    for _ in range(entries):
+        key = unpacker.unpack()
+        if key in parts:
+            raise BundleError("bundle", f"key {key!r} appears twice")
+        if key in readers:
+            limit, build = readers[key]
+            parts[key] = _read_array(unpacker, key, limit, build)
+        elif key == "branch_heads":
+            parts[key] = _branch_heads(unpacker.unpack())
+        else:
+            unpacker.skip()
+    return parts
+
+
+def _read_array(
+    unpacker: msgpack.Unpacker, key: str, limit: int, build: Callable[[str, Any], Any]
+) -> list[Any]:
+    try:
+        count = unpacker.read_array_header()
+    except (ValueError, msgpack.UnpackException):
+        raise BundleError(key, "must be an array") from None
+    if count > limit:
+        raise BundleError(key, f"{count} records, more than the limit of {limit}")
+    return [build(f"{key}[{index}]", unpacker.unpack()) for index in range(count)]
+
+
+def _branch_heads(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise BundleError("branch_heads", "must map branch names to commit ids")
+    return raw
+
+
+def _object(where: str, raw: Any, limits: Limits) -> ObjectRecord:
+    object_id, content, encoding = check_object(where, raw)
+    where = f"{where} {object_id}"
+    size = object_size(where, content, encoding, limits.max_object_bytes)
+    record = ObjectRecord(object_id, content, encoding, size)
+    if limits.verify_object_ids:
+        verify_object_id(where, record)
+    return record

@@ -1,0 +1,86 @@
+"""A PostgreSQL the project starts itself when none is configured (via the `pgserver` package)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+from sqlalchemy.engine import URL, make_url
+
+
+def _pgserver() -> ModuleType:
+    # Imported lazily: importing it needs the lock dir under XDG_RUNTIME_DIR, and platformdirs warns
+    # when that variable is unset (CI, containers) although its /tmp fallback works fine.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    return pgserver
+
+
+def ensure_server(data_dir: Path) -> str:
+    """Start, or reuse, the server of `data_dir`; return its base URL (no database name)."""
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    pgserver = _pgserver()
+    # cleanup_mode=None: the server must outlive this process, `hub-assets dev` and test sessions reuse it.
+    server = pgserver.get_server(data_dir, cleanup_mode=None)
+    url = _base_url(server.get_uri())
+    if not server_answers(url):
+        # get_server caches handles per process, so after stop_server() the handle is stale; and psutil
+        # counts an unreaped (zombie) postmaster as running, so only a real connection proves it is up.
+        with pgserver.PostgresServer._lock:
+            server.ensure_postgres_running()
+        url = _base_url(server.get_uri())
+    return url
+
+
+def _base_url(pgserver_uri: str) -> str:
+    uri = make_url(pgserver_uri)
+    return URL.create(
+        "postgresql+psycopg", username=uri.username, host=uri.host, port=uri.port, query=uri.query
+    ).render_as_string(hide_password=False)
+
+def stop_server(data_dir: Path) -> None:
+    """Stop the server of `data_dir` if one runs there; its data is kept."""
+    data_dir = data_dir.expanduser().resolve()
+    pgserver = _pgserver()
+    info = pgserver.utils.PostmasterInfo.read_from_pgdata(data_dir)
+    if info is None or not info.is_running():
+        return
+    # pg_ctl refuses to run as root; pgserver then runs the server as its own "pgserver" user.
+    user = "pgserver" if os.name == "posix" and os.geteuid() == 0 else None
+    try:
+        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)
+    except subprocess.CalledProcessError:
+        if info.is_running():
+            raise
+
+
+def libpq_conninfo(url: str) -> str:
+    """Translate a SQLAlchemy URL into a libpq connection string for psycopg."""
+    u = make_url(url)
+    params: dict[str, object] = {
+        "host": u.host,
+        "port": u.port,
+        "user": u.username,
+        "password": u.password,
+        "dbname": u.database or None,
+    }
+    # Query options (e.g. host=<socket dir>) override the authority part, as in SQLAlchemy's dialect.
+    params.update({k: v[-1] if isinstance(v, tuple) else v for k, v in u.query.items()})
+    return make_conninfo("", **{k: v for k, v in params.items() if v is not None})
+
+
+def server_answers(url: str, timeout_s: float = 2.0) -> bool:
+    """True if a connection to `url` can be opened within about `timeout_s`."""
+    try:
+        # libpq takes whole seconds and treats anything below 2 as 2.
+        with psycopg.connect(libpq_conninfo(url), connect_timeout=max(1, round(timeout_s))):
+            return True
+    except psycopg.Error:
+        return False
