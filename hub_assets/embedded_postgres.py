@@ -45,6 +45,7 @@ def _base_url(pgserver_uri: str) -> str:
         "postgresql+psycopg", username=uri.username, host=uri.host, port=uri.port, query=uri.query
     ).render_as_string(hide_password=False)
 
+
 def stop_server(data_dir: Path) -> None:
     """Stop the server of `data_dir` if one runs there; its data is kept."""
     data_dir = data_dir.expanduser().resolve()

@@ -25,9 +25,7 @@ def resolve_manifests(
     """Full manifests of every snapshot. Bases outside the bundle come from `base_lookup`
     (the catalog of the same repo), asked once for all of them."""
     by_id: dict[str, SnapshotRecord] = unique(snapshots, lambda s: s.snapshot_id, "snapshot")
-    outside = {
-        s.base_snapshot_id for s in by_id.values() if s.manifest is None and s.base_snapshot_id not in by_id
-    }
+    outside = {s.base_snapshot_id for s in by_id.values() if s.manifest is None and s.base_snapshot_id not in by_id}
     resolved: dict[str, Manifest] = base_lookup(outside) if outside else {}
     for snapshot in by_id.values():
         if snapshot.manifest is None and snapshot.base_snapshot_id not in by_id | resolved:

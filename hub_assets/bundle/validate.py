@@ -83,8 +83,10 @@ def check_snapshot(where: str, raw: Any, max_entries: int) -> SnapshotRecord:
     snapshot_id = _hex_id(where, raw, "snapshot_id")
     where = f"{where} {snapshot_id}"
     created_at = raw.get("created_at")
-    if created_at is not None and not isinstance(created_at, str):
-        raise BundleError(where, "created_at must be a string")
+    if created_at is not None:
+        if not isinstance(created_at, str):
+            raise BundleError(where, "created_at must be a string")
+        _timestamp(where, "created_at", created_at)
     if "manifest" in raw:
         manifest = _paths_to_ids(where, raw["manifest"], "manifest", max_entries)
         return SnapshotRecord(snapshot_id, created_at, manifest=manifest)
@@ -93,16 +95,14 @@ def check_snapshot(where: str, raw: Any, max_entries: int) -> SnapshotRecord:
     removed = raw.get("removed", [])
     if not isinstance(removed, list) or not all(isinstance(p, str) for p in removed):
         raise BundleError(where, "removed must be an array of paths")
-    return SnapshotRecord(
-        snapshot_id, created_at, base_snapshot_id=base, changes=changes, removed=tuple(removed)
-    )
+    return SnapshotRecord(snapshot_id, created_at, base_snapshot_id=base, changes=changes, removed=tuple(removed))
 
 
-def _timestamp(where: str, text: str) -> datetime:
+def _timestamp(where: str, key: str, text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise BundleError(where, f"committed_at {text[:40]!r} is not ISO-8601") from None
+        raise BundleError(where, f"{key} {text[:40]!r} is not ISO-8601") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -124,7 +124,7 @@ def check_commit(where: str, raw: Any) -> CommitRecord:
         message=_text(where, raw, "message"),
         author=_text(where, raw, "author", default=""),
         committed_at=committed_at,
-        committed_at_time=_timestamp(where, committed_at),
+        committed_at_time=_timestamp(where, "committed_at", committed_at),
         parent_ids=tuple(p for p in (first, second) if p),
         meta=meta,
     )

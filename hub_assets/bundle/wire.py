@@ -116,9 +116,7 @@ def _read_top_map(unpacker: msgpack.Unpacker, limits: Limits) -> dict[str, Any]:
     return parts
 
 
-def _read_array(
-    unpacker: msgpack.Unpacker, key: str, limit: int, build: Callable[[str, Any], Any]
-) -> list[Any]:
+def _read_array(unpacker: msgpack.Unpacker, key: str, limit: int, build: Callable[[str, Any], Any]) -> list[Any]:
     try:
         count = unpacker.read_array_header()
     except (ValueError, msgpack.UnpackException):
@@ -129,9 +127,7 @@ def _read_array(
 
 
 def _branch_heads(raw: Any) -> dict[str, str]:
-    if not isinstance(raw, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
-    ):
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
         raise BundleError("branch_heads", "must map branch names to commit ids")
     return raw
 

@@ -1,0 +1,43 @@
+"""Bulk, idempotent row writes: COPY into a staging table, then one INSERT ... ON CONFLICT per chunk.
+
+COPY is the cheapest way to get rows into PostgreSQL; the staging table lets the final
+INSERT resolve conflicts, which makes every writer safe to run twice.
+"""
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+from typing import Any
+
+import sqlalchemy as sa
+
+
+def batched(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def copy_rows(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    on_conflict: str,
+    chunk_rows: int,
+) -> int:
+    """Write `rows` into `table` within the caller's transaction; return the rows the final
+    INSERT touched (inserted, or updated by `on_conflict`)."""
+    names = ", ".join(columns)
+    staging = f"stage_{table.name}_{hashlib.sha1(names.encode()).hexdigest()[:8]}"
+    cursor = conn.connection.driver_connection.cursor()
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT {names} FROM {table.name} WITH NO DATA")
+    written = 0
+    for chunk in batched(rows, chunk_rows):
+        cursor.execute(f"TRUNCATE {staging}")
+        with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+            for row in chunk:
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} {on_conflict}")
+        written += cursor.rowcount
+    return written

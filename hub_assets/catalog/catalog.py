@@ -1,0 +1,131 @@
+"""The catalog: every read and write of the index and of the hub's sync paths."""
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..bundle import CommitRecord, Manifest, ResolvedSnapshot
+from . import schema
+from .bulk import copy_rows
+from .schema import PENDING
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class RepoView:
+    """One repo's catalog, as decoding sees it (the CatalogView protocol)."""
+
+    def __init__(self, engine: sa.Engine, repo_id: str) -> None:
+        self._engine = engine
+        self._repo_id = repo_id
+
+    def snapshot_manifests(self, snapshot_ids: set[str]) -> dict[str, Manifest]:
+        return dict(self._select(schema.snapshots.c.manifest, snapshot_ids))
+
+    def existing_snapshots(self, snapshot_ids: set[str]) -> set[str]:
+        return {snapshot_id for snapshot_id, _ in self._select(sa.literal(1), snapshot_ids)}
+
+    def _select(self, column: Any, snapshot_ids: set[str]) -> list[tuple[str, Any]]:
+        table = schema.snapshots
+        query = sa.select(table.c.snapshot_id, column).where(
+            table.c.repo_id == self._repo_id, table.c.snapshot_id.in_(sorted(snapshot_ids))
+        )
+        with self._engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(query)]
+
+
+class Catalog:
+    """PostgreSQL catalog of SPEC §5. Writers are bulk, chunked and idempotent."""
+
+    def __init__(self, engine: sa.Engine, chunk_rows: int = 5000) -> None:
+        self.engine = engine
+        self.chunk_rows = chunk_rows
+
+    @classmethod
+    def connect(cls, url: str, chunk_rows: int = 5000) -> "Catalog":
+        return cls(sa.create_engine(url, pool_pre_ping=True), chunk_rows)
+
+    def create_schema(self) -> None:
+        schema.create_schema(self.engine)
+
+    def view(self, repo_id: str) -> RepoView:
+        return RepoView(self.engine, repo_id)
+
+    def _copy(self, table: sa.Table, columns: list[str], rows: Iterable[tuple], on_conflict: str) -> int:
+        with self.engine.begin() as conn:
+            return copy_rows(conn, table, columns, rows, on_conflict, self.chunk_rows)
+
+    def add_inline_objects(self, rows: Iterable[tuple[str, bytes]]) -> int:
+        """Objects fetchable before any index run: bytes in `content_cache`, store URI pending.
+        An existing row, pending or promoted, is left as it is (write-once)."""
+        return self._copy(
+            schema.objects,
+            ["object_id", "size_bytes", "storage_uri", "content_cache"],
+            ((object_id, len(data), PENDING, data) for object_id, data in rows),
+            "ON CONFLICT (object_id) DO NOTHING",
+        )
+
+    def add_stored_objects(self, rows: Iterable[tuple[str, int, str]]) -> int:
+        """Objects now in the store: new rows, or pending rows promoted to their store URI with
+        the inline copy dropped. A row already promoted is never changed."""
+        return self._copy(
+            schema.objects,
+            ["object_id", "size_bytes", "storage_uri"],
+            rows,
+            "ON CONFLICT (object_id) DO UPDATE SET storage_uri = EXCLUDED.storage_uri, content_cache = NULL"
+            f" WHERE musehub_objects.storage_uri = '{PENDING}'",
+        )
+
+    def add_object_refs(self, repo_id: str, object_ids: Iterable[str]) -> int:
+        return self._copy(
+            schema.object_refs,
+            ["repo_id", "object_id"],
+            ((repo_id, object_id) for object_id in object_ids),
+            "ON CONFLICT DO NOTHING",
+        )
+
+    def add_snapshots(self, repo_id: str, snapshots: Iterable[ResolvedSnapshot]) -> int:
+        return self._copy(
+            schema.snapshots,
+            ["repo_id", "snapshot_id", "manifest", "created_at"],
+            ((repo_id, s.snapshot_id, to_json(s.manifest), _moment(s.created_at)) for s in snapshots),
+            "ON CONFLICT DO NOTHING",
+        )
+
+    def add_commits(self, repo_id: str, commits: Iterable[CommitRecord]) -> int:
+        columns = ["repo_id", "commit_id", "parent_ids", "snapshot_id", "message", "author"]
+        columns += ["committed_at", "committed_at_text", "commit_meta"]
+        rows = (
+            (
+                repo_id,
+                c.commit_id,
+                to_json(list(c.parent_ids)),
+                c.snapshot_id,
+                c.message,
+                c.author,
+                c.committed_at_time,
+                c.committed_at,
+                to_json(c.meta),
+            )
+            for c in commits
+        )
+        return self._copy(schema.commits, columns, rows, "ON CONFLICT DO NOTHING")
+
+    def promoted_objects(self, object_ids: Iterable[str]) -> set[str]:
+        """The ids among `object_ids` whose bytes are already in the store."""
+        table = schema.objects
+        query = sa.select(table.c.object_id).where(
+            table.c.object_id == sa.func.any(sa.literal(list(object_ids), sa.ARRAY(sa.Text))),
+            table.c.storage_uri != PENDING,
+        )
+        with self.engine.connect() as conn:
+            return set(conn.scalars(query))
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None

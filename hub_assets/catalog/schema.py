@@ -1,0 +1,95 @@
+"""The catalog tables of SPEC §5, created idempotently."""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB
+
+PENDING = "pending"
+
+metadata = sa.MetaData()
+_now = sa.text("now()")
+
+
+def _timestamp(name: str, nullable: bool = False, default: bool = True) -> sa.Column:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable, server_default=_now if default else None)
+
+
+objects = sa.Table(
+    "musehub_objects",
+    metadata,
+    sa.Column("object_id", sa.Text, primary_key=True),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("storage_uri", sa.Text, nullable=False),
+    sa.Column("content_cache", BYTEA, nullable=True),
+    _timestamp("created_at"),
+)
+
+object_refs = sa.Table(
+    "musehub_object_refs",
+    metadata,
+    sa.Column("repo_id", sa.Text, primary_key=True),
+    sa.Column("object_id", sa.Text, primary_key=True),
+)
+
+snapshots = sa.Table(
+    "musehub_snapshots",
+    metadata,
+    sa.Column("repo_id", sa.Text, primary_key=True),
+    sa.Column("snapshot_id", sa.Text, primary_key=True),
+    sa.Column("manifest", JSONB, nullable=False),
+    _timestamp("created_at"),
+)
+
+commits = sa.Table(
+    "musehub_commits",
+    metadata,
+    sa.Column("repo_id", sa.Text, primary_key=True),
+    sa.Column("commit_id", sa.Text, primary_key=True),
+    sa.Column("parent_ids", JSONB, nullable=False),
+    sa.Column("snapshot_id", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("author", sa.Text, nullable=False),
+    _timestamp("committed_at", default=False),
+    # timestamptz normalises the text; the exact text is part of the commit id, so keep it too.
+    sa.Column("committed_at_text", sa.Text, nullable=False),
+    sa.Column("commit_meta", JSONB, nullable=False),
+)
+
+branches = sa.Table(
+    "musehub_branches",
+    metadata,
+    sa.Column("repo_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("head_commit_id", sa.Text, nullable=False),
+    _timestamp("updated_at"),
+)
+
+bundles = sa.Table(
+    "musehub_bundles",
+    metadata,
+    sa.Column("repo_id", sa.Text, primary_key=True),
+    sa.Column("bundle_key", sa.Text, primary_key=True),
+    sa.Column("branch", sa.Text, nullable=True),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    _timestamp("pushed_at"),
+    _timestamp("indexed_at", nullable=True, default=False),
+    sa.Column("stats", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.CheckConstraint("status IN ('pushed', 'indexed', 'failed')", name="musehub_bundles_status"),
+)
+
+# pglz compression of large manifests is most of the cost of writing a snapshot
+# (shared notes, perf floors); manifests are sha256-heavy and compress poorly anyway.
+_STORAGE = [
+    "ALTER TABLE musehub_snapshots ALTER COLUMN manifest SET STORAGE EXTERNAL",
+    "ALTER TABLE musehub_objects ALTER COLUMN content_cache SET STORAGE EXTERNAL",
+]
+_SCHEMA_LOCK = 0x6D7573656875  # any constant: serialises concurrent create_schema calls
+
+
+def create_schema(engine: sa.Engine) -> None:
+    """Create every catalog table that is missing; safe to call from many processes at once."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+        metadata.create_all(conn, checkfirst=True)
+        for statement in _STORAGE:
+            conn.execute(sa.text(statement))

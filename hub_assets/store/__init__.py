@@ -1,0 +1,36 @@
+"""The object store (SPEC §4): S3-compatible or file://, behind one interface."""
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from dagster_aws.s3 import S3Resource
+
+from .base import ObjectNotFound, ObjectStore, StoredKey
+from .file import FileStore
+from .layout import object_key, partition_key, split_partition_key, upload_key
+from .s3 import S3Store, s3_client
+
+
+def open_store(url: str, s3: S3Resource | None = None, max_connections: int = 100) -> ObjectStore:
+    """The store at `url` (`s3://bucket[/prefix]` or `file:///absolute/path`)."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file" and not parsed.netloc:
+        return FileStore(Path(parsed.path))
+    if parsed.scheme == "s3" and parsed.netloc:
+        client = s3_client(s3 or S3Resource(), max_connections)
+        return S3Store(parsed.netloc, parsed.path, client)
+    raise ValueError(f"object store URL must be s3://bucket[/prefix] or file:///absolute/path, got {url!r}")
+
+
+__all__ = [
+    "FileStore",
+    "ObjectNotFound",
+    "ObjectStore",
+    "S3Store",
+    "StoredKey",
+    "object_key",
+    "open_store",
+    "partition_key",
+    "split_partition_key",
+    "upload_key",
+]

@@ -1,0 +1,59 @@
+"""One interface for the object store, whatever backs it."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO
+
+
+class ObjectNotFound(KeyError):
+    """No object under that key."""
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    key: str
+    size: int
+    last_modified: datetime
+
+
+class ObjectStore(ABC):
+    """Keys are relative to the store root. Writes are write-once: a key, once written, keeps
+    its bytes, and two writers racing on one key both succeed without tearing it."""
+
+    url: str
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> bool:
+        """Store `data` under `key` unless the key exists; True if this call wrote it."""
+
+    @abstractmethod
+    def open(self, key: str) -> IO[bytes]:
+        """A readable stream of the key's bytes; raises ObjectNotFound."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def list(self, prefix: str, start_after: str | None = None) -> Iterator[StoredKey]:
+        """Keys under `prefix` in lexicographic order, resuming after the key `start_after`."""
+
+    def uri_for(self, key: str) -> str:
+        return f"{self.url}/{key}"
+
+    def get(self, key: str) -> bytes:
+        with self.open(key) as stream:
+            return stream.read()
+
+    def put_many(self, items: Iterable[tuple[str, Callable[[], bytes]]], in_flight: int) -> int:
+        """Put every (key, bytes producer) with up to `in_flight` puts at once; the bytes are
+        produced inside the worker, so at most `in_flight` objects are decoded at a time.
+        Returns how many keys this call wrote."""
+        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="put") as pool:
+            return sum(pool.map(lambda item: self.put(item[0], item[1]()), items))
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; the store is not used afterwards."""

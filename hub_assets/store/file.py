@@ -1,0 +1,76 @@
+"""The object store on a local (or mounted) filesystem: file:///absolute/path."""
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from .base import ObjectNotFound, ObjectStore, StoredKey
+
+
+class FileStore(ObjectStore):
+    def __init__(self, root: Path) -> None:
+        if not root.is_absolute():
+            raise ValueError(f"file store root must be an absolute path, got {root}")
+        self.root = root
+        self.url = f"file://{root}"
+        self._made_dirs: set[Path] = set()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"key {key!r} escapes the store root")
+        return path
+
+    def put(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        if path.exists():
+            return False
+        if path.parent not in self._made_dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(path.parent)
+        # Write beside the target, then hard-link into place: a reader or a crash never sees
+        # a torn file, and unlike rename, link refuses to replace a key that appeared meanwhile.
+        temp = path.parent / f".tmp-{uuid.uuid4().hex}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        try:
+            os.link(temp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(temp)
+
+    def close(self) -> None:
+        self._made_dirs.clear()
+
+    def open(self, key: str) -> IO[bytes]:
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str, start_after: str | None = None) -> Iterator[StoredKey]:
+        base = self.root / prefix.rstrip("/") if prefix.endswith("/") else self.root
+        keys = []
+        for directory, _, files in os.walk(base):
+            for name in files:
+                if name.startswith(".tmp-"):
+                    continue
+                key = os.path.relpath(os.path.join(directory, name), self.root)
+                if key.startswith(prefix) and (start_after is None or key > start_after):
+                    keys.append(key)
+        for key in sorted(keys):
+            stat = (self.root / key).stat()
+            yield StoredKey(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))

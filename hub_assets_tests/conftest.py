@@ -1,0 +1,118 @@
+"""Shared fixtures: a PostgreSQL server with a fresh database per test, and file/S3 object stores."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import psycopg
+import pytest
+from moto.server import ThreadedMotoServer
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from hub_assets.embedded_postgres import ensure_server, libpq_conninfo, server_answers
+
+MACHINE_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+EMBEDDED_PG_DIR = Path("~/.cache/hub_assets_test_pg")
+FIXTURES_DIR = Path(__file__).parent / "fixtures"
+
+
+def with_database(url: str, database: str) -> str:
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def create_database(admin_url: str) -> str:
+    name = f"hubtest_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq_conninfo(admin_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    # FORCE: a test that leaked a connection (or a pool) must not keep its database alive.
+    with psycopg.connect(libpq_conninfo(admin_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    override = os.environ.get("HUB_TEST_PG_URL")
+    if override:
+        # An explicitly configured server that is down is a setup error, not a reason to test elsewhere.
+        if not server_answers(override):
+            pytest.fail(f"HUB_TEST_PG_URL={override} does not answer")
+        return override
+    if server_answers(MACHINE_PG_URL):
+        return MACHINE_PG_URL
+    # A fixed directory rather than a tmp dir: the server outlives the session, so the next one reuses it.
+    data_dir = Path(os.environ.get("HUB_TEST_PG_DIR", EMBEDDED_PG_DIR)).expanduser()
+    return with_database(ensure_server(data_dir), "postgres")
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    name = create_database(pg_admin_url)
+    try:
+        yield with_database(pg_admin_url, name)
+    finally:
+        drop_database(pg_admin_url, name)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # A developer's profile or session token would otherwise override the fake credentials.
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    yield s3_endpoint
+
+
+@pytest.fixture
+def s3_store_url(s3_env: str) -> Iterator[str]:
+    bucket = f"hubtest-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    yield f"s3://{bucket}/hub"
+
+
+@pytest.fixture
+def file_store_url(tmp_path: Path) -> Iterator[str]:
+    yield (tmp_path / "store").resolve().as_uri()
+
+
+@pytest.fixture(params=["file", "s3"], ids=["file", "s3"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue(f"{request.param}_store_url")
+
+
+@pytest.fixture
+def fixture_bytes() -> Callable[[str], bytes]:
+    def read(name: str) -> bytes:
+        return (FIXTURES_DIR / name).read_bytes()
+
+    return read
