@@ -28,10 +28,11 @@ def resolve_manifests(
     outside = {s.base_snapshot_id for s in by_id.values() if s.manifest is None and s.base_snapshot_id not in by_id}
     resolved: dict[str, Manifest] = base_lookup(outside) if outside else {}
     for snapshot in by_id.values():
-        if snapshot.manifest is None and snapshot.base_snapshot_id not in by_id | resolved:
+        base = snapshot.base_snapshot_id
+        if snapshot.manifest is None and base not in by_id and base not in resolved:
             raise BundleError(
                 f"snapshot {snapshot.snapshot_id}",
-                f"delta base {snapshot.base_snapshot_id} is neither in the bundle nor in the catalog",
+                f"delta base {base} is neither in the bundle nor in the catalog",
             )
         if snapshot.manifest is not None:
             resolved[snapshot.snapshot_id] = snapshot.manifest

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ..bundle import CommitRecord, Manifest, ResolvedSnapshot
 from . import schema
@@ -116,15 +117,57 @@ class Catalog:
         )
         return self._copy(schema.commits, columns, rows, "ON CONFLICT DO NOTHING")
 
+    def record_bundle(self, repo_id: str, bundle_key: str, size_bytes: int, branch: str | None = None) -> None:
+        """A pushed bundle, status `pushed`; an existing record keeps its status."""
+        table = schema.bundles
+        insert = pg_insert(table).values(
+            repo_id=repo_id, bundle_key=bundle_key, branch=branch, size_bytes=size_bytes, status="pushed"
+        )
+        with self.engine.begin() as conn:
+            conn.execute(insert.on_conflict_do_nothing())
+
+    def finish_bundle(self, repo_id: str, bundle_key: str, status: str, stats: dict[str, Any]) -> None:
+        """Set the outcome of an index run. A bundle that reached the upload prefix without a
+        push has no record yet: it gets one (size 0 until a push records it)."""
+        table = schema.bundles
+        values = {"status": status, "stats": stats, "indexed_at": sa.func.now() if status == "indexed" else None}
+        upsert = pg_insert(table).values(repo_id=repo_id, bundle_key=bundle_key, size_bytes=0, **values)
+        with self.engine.begin() as conn:
+            conn.execute(upsert.on_conflict_do_update(index_elements=["repo_id", "bundle_key"], set_=values))
+
+    def object_row_summary(self, object_ids: list[str]) -> dict[str, int]:
+        """How many of `object_ids` have a row, are promoted, and still hold an inline copy."""
+        table = schema.objects
+        query = sa.select(
+            sa.func.count(),
+            sa.func.count().filter(table.c.storage_uri != PENDING),
+            sa.func.count().filter(table.c.content_cache.is_not(None)),
+        ).where(table.c.object_id == sa.func.any(_text_array(object_ids)))
+        with self.engine.connect() as conn:
+            rows, promoted, cached = conn.execute(query).one()
+        return {"rows": rows, "promoted": promoted, "cached": cached}
+
+    def count_refs(self, repo_id: str, object_ids: list[str]) -> int:
+        table = schema.object_refs
+        query = sa.select(sa.func.count()).where(
+            table.c.repo_id == repo_id, table.c.object_id == sa.func.any(_text_array(object_ids))
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
     def promoted_objects(self, object_ids: Iterable[str]) -> set[str]:
         """The ids among `object_ids` whose bytes are already in the store."""
         table = schema.objects
         query = sa.select(table.c.object_id).where(
-            table.c.object_id == sa.func.any(sa.literal(list(object_ids), sa.ARRAY(sa.Text))),
+            table.c.object_id == sa.func.any(_text_array(list(object_ids))),
             table.c.storage_uri != PENDING,
         )
         with self.engine.connect() as conn:
             return set(conn.scalars(query))
+
+
+def _text_array(values: list[str]) -> Any:
+    return sa.literal(values, sa.ARRAY(sa.Text))
 
 
 def _moment(text: str | None) -> datetime | None:

@@ -1,0 +1,1 @@
+"""The Dagster side: partitions, resources, assets, checks, sensor and job of the index."""

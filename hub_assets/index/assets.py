@@ -1,0 +1,210 @@
+"""The assets of one pushed bundle, in the order that makes a commit row safe to serve:
+bundle -> object blobs -> object rows -> object refs, bundle -> snapshots, then commits."""
+
+import time
+import warnings
+from functools import partial
+
+import dagster as dg
+
+from ..bundle import BundleError, decoded_bytes
+from ..bundle.identity import snapshot_id
+from ..store import object_key
+from .partitions import bundles
+from .resources import BundleRun, BundleSource, CatalogResource, ObjectStoreResource
+from .timing import PHASE_KEYS, Stopwatch, summary_line
+
+# Transient store and database faults are retried; a refused bundle fails at once
+# (dg.Failure with allow_retries=False bypasses the policy).
+TRANSIENT_RETRY = dg.RetryPolicy(max_retries=3, delay=0.5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+_common = {"partitions_def": bundles, "retry_policy": TRANSIENT_RETRY, "group_name": "index"}
+
+
+def _check(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
+    # Partitioned checks are a preview feature, but without partitions their results would be
+    # kept per asset, not per bundle, and the UI would show only the latest bundle's.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(name, asset=asset, blocking=True, partitions_def=bundles, description=description)
+
+
+def _load(context: dg.AssetExecutionContext, source: BundleSource) -> BundleRun:
+    try:
+        return source.load(context.partition_key)
+    except (BundleError, ValueError) as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+
+
+@dg.asset(**_common, kinds={"msgpack"})
+def bundle(context: dg.AssetExecutionContext, source: BundleSource) -> dg.MaterializeResult:
+    """The pushed bundle: its bytes proven equal to the bundle key, decoded and validated whole."""
+    run = _load(context, source)
+    decoded = run.bundle
+    source.catalog.catalog.record_bundle(run.repo_id, decoded.bundle_key, decoded.size_bytes)
+    return dg.MaterializeResult(
+        metadata={
+            "commits": len(decoded.commits),
+            "snapshots": len(decoded.snapshots),
+            "objects": len(decoded.objects),
+            "manifest_entries": sum(len(s.manifest) for s in decoded.snapshots),
+            "bundle_bytes": dg.MetadataValue.int(decoded.size_bytes),
+            "object_bytes": sum(o.size_bytes for o in decoded.objects),
+            "elapsed_ms": run.phases_ms["fetch_bundle_ms"] + run.phases_ms["unpack_ms"],
+            **run.phases_ms,
+        }
+    )
+
+
+@dg.asset(**_common, deps=[bundle], pool="object_store", kinds={"s3"})
+def object_blobs(
+    context: dg.AssetExecutionContext, source: BundleSource, store: ObjectStoreResource, catalog: CatalogResource
+) -> dg.MaterializeResult:
+    """Each object's raw bytes in the object store under objects/<id[:2]>/<id[2:]>."""
+    run = _load(context, source)
+    with Stopwatch().running() as watch:
+        stored = catalog.catalog.promoted_objects(o.object_id for o in run.bundle.objects)
+        missing = [o for o in run.bundle.objects if o.object_id not in stored]
+        written = store.store.put_many(
+            ((object_key(o.object_id), partial(decoded_bytes, o)) for o in missing), store.in_flight
+        )
+    run.phases_ms["object_puts_ms"] = watch.ms
+    return dg.MaterializeResult(
+        metadata={
+            "objects": len(run.bundle.objects),
+            "already_stored": len(run.bundle.objects) - len(missing),
+            "written": written,
+            "bytes_put": sum(o.size_bytes for o in missing),
+            "in_flight": store.in_flight,
+            "elapsed_ms": watch.ms,
+        }
+    )
+
+
+@dg.asset(
+    **_common,
+    deps=[object_blobs],
+    pool="catalog",
+    kinds={"postgres"},
+    check_specs=[
+        _check("rows_match_bundle", "object_rows", "Every object of the bundle has a row with its store URI."),
+        _check("no_inline_copies", "object_rows", "No object of the bundle keeps its content_cache copy."),
+    ],
+)
+def object_rows(
+    context: dg.AssetExecutionContext, source: BundleSource, store: ObjectStoreResource, catalog: CatalogResource
+) -> dg.MaterializeResult:
+    """musehub_objects rows of the bundle's objects; rows written inline at push are promoted."""
+    run = _load(context, source)
+    objects = run.bundle.objects
+    with Stopwatch().running() as watch:
+        written = catalog.catalog.add_stored_objects(
+            (o.object_id, o.size_bytes, store.store.uri_for(object_key(o.object_id))) for o in objects
+        )
+    run.phases_ms["object_insert_ms"] = watch.ms
+    run.counts["objects_written"] = written
+    summary = catalog.catalog.object_row_summary([o.object_id for o in objects])
+    return dg.MaterializeResult(
+        metadata={"objects": len(objects), "written": written, "elapsed_ms": watch.ms},
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="rows_match_bundle",
+                passed=summary["rows"] == summary["promoted"] == len(objects),
+                metadata={"objects": len(objects), **summary},
+            ),
+            dg.AssetCheckResult(
+                check_name="no_inline_copies", passed=summary["cached"] == 0, metadata={"cached": summary["cached"]}
+            ),
+        ],
+    )
+
+
+@dg.asset(
+    **_common,
+    deps=[object_rows],
+    pool="catalog",
+    kinds={"postgres"},
+    check_specs=[_check("refs_cover_manifests", "object_refs", "The repo may serve every object its manifests name.")],
+)
+def object_refs(
+    context: dg.AssetExecutionContext, source: BundleSource, catalog: CatalogResource
+) -> dg.MaterializeResult:
+    """musehub_object_refs: the repo may serve every object of the bundle and of its manifests."""
+    run = _load(context, source)
+    ids = sorted(run.bundle.object_ref_ids())
+    with Stopwatch().running() as watch:
+        written = catalog.catalog.add_object_refs(run.repo_id, ids)
+    run.phases_ms["object_refs_ms"] = watch.ms
+    run.counts["object_refs_written"] = written
+    present = catalog.catalog.count_refs(run.repo_id, ids)
+    return dg.MaterializeResult(
+        metadata={"refs": len(ids), "written": written, "elapsed_ms": watch.ms},
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="refs_cover_manifests", passed=present == len(ids), metadata={"present": present}
+            )
+        ],
+    )
+
+
+@dg.asset(
+    **_common,
+    deps=[bundle],
+    pool="catalog",
+    kinds={"postgres"},
+    check_specs=[_check("manifests_match_ids", "snapshots", "Each resolved manifest hashes to its snapshot_id.")],
+)
+def snapshots(
+    context: dg.AssetExecutionContext, source: BundleSource, catalog: CatalogResource
+) -> dg.MaterializeResult:
+    """musehub_snapshots: every snapshot of the bundle with its full, resolved manifest."""
+    run = _load(context, source)
+    resolved = run.bundle.snapshots
+    with Stopwatch().running() as watch:
+        written = catalog.catalog.add_snapshots(run.repo_id, resolved)
+    run.phases_ms["snapshot_insert_ms"] = watch.ms
+    run.counts["snapshots_written"] = written
+    mismatched = [s.snapshot_id for s in resolved if snapshot_id(s.manifest) != s.snapshot_id]
+    return dg.MaterializeResult(
+        metadata={
+            "snapshots": len(resolved),
+            "written": written,
+            "manifest_entries": sum(len(s.manifest) for s in resolved),
+            "elapsed_ms": watch.ms,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="manifests_match_ids",
+                passed=not mismatched,
+                metadata={"mismatched": len(mismatched), "first": mismatched[0] if mismatched else ""},
+            )
+        ],
+    )
+
+
+@dg.asset(**_common, deps=[snapshots, object_refs], pool="catalog", kinds={"postgres"})
+def commits(context: dg.AssetExecutionContext, source: BundleSource, catalog: CatalogResource) -> dg.MaterializeResult:
+    """musehub_commits, parents first; written last, when all they point at is servable."""
+    run = _load(context, source)
+    with Stopwatch().running() as watch:
+        written = catalog.catalog.add_commits(run.repo_id, run.bundle.commits)
+    run.phases_ms["commit_insert_ms"] = watch.ms
+    run.counts["commits_written"] = written
+    stats = _stats(run)
+    catalog.catalog.finish_bundle(run.repo_id, run.bundle.bundle_key, "indexed", stats)
+    context.log.info(summary_line(context.partition_key, stats))
+    return dg.MaterializeResult(metadata={"commits": len(run.bundle.commits), "written": written, **stats})
+
+
+_STAT_KEYS = ["commits_written", "snapshots_written", "objects_written", "object_refs_written"]
+
+
+def _stats(run: BundleRun) -> dict[str, int]:
+    """musehub_bundles.stats (SPEC §7); a phase this run did not execute counts 0."""
+    stats = {key: run.counts.get(key, 0) for key in _STAT_KEYS}
+    stats |= {key: run.phases_ms.get(key, 0) for key in PHASE_KEYS}
+    stats["bundle_size_bytes"] = run.bundle.size_bytes
+    stats["elapsed_ms"] = round((time.perf_counter() - run.started) * 1000)
+    return stats
+
+
+index_assets = [bundle, object_blobs, object_rows, object_refs, snapshots, commits]

@@ -1,0 +1,132 @@
+"""Resources: the catalog, the object store, and the run's decoded bundles."""
+
+import time
+from dataclasses import dataclass, field
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from pydantic import Field, PrivateAttr
+
+from ..bundle import Bundle, Limits, decode_bundle
+from ..catalog import Catalog
+from ..settings import bundle_limits, catalog_chunk_rows, objects_in_flight
+from ..store import ObjectStore, open_store, split_partition_key, upload_key
+from .timing import TimedStream
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """The PostgreSQL catalog; one connection pool per run."""
+
+    url: str = Field(description="SQLAlchemy URL, postgresql+psycopg://…")
+    chunk_rows: int = Field(default_factory=catalog_chunk_rows, description="Rows per bulk write chunk.")
+    _catalog: Catalog = PrivateAttr()
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._catalog = Catalog.connect(self.url, self.chunk_rows)
+        self._catalog.create_schema()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self._catalog.engine.dispose()
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+
+class ObjectStoreResource(dg.ConfigurableResource):
+    """The object store at `url`; S3 settings come from `s3` and the AWS_* variables."""
+
+    url: str = Field(description="s3://bucket[/prefix] or file:///absolute/path")
+    s3: dg.ResourceDependency[S3Resource]
+    in_flight: int = Field(default_factory=objects_in_flight, description="Object writes in flight per step.")
+    _store: ObjectStore = PrivateAttr()
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._store = open_store(self.url, self.s3, max_connections=self.in_flight)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self._store.close()
+
+    @property
+    def store(self) -> ObjectStore:
+        return self._store
+
+
+@dataclass
+class BundleRun:
+    """One bundle within one run: the decoded bundle and the time each phase took."""
+
+    repo_id: str
+    bundle: Bundle
+    started: float
+    phases_ms: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class BundleSource(dg.ConfigurableResource):
+    """Decoded bundles, verified and validated, cached for the run.
+
+    A bundle is content-addressed, so the decoded form of a partition never goes stale:
+    the first asset of a run decodes it and the others reuse it, in memory, without
+    pickling it through an IO manager. A run that starts further down decodes it again.
+    """
+
+    catalog: dg.ResourceDependency[CatalogResource]
+    store: dg.ResourceDependency[ObjectStoreResource]
+    max_commits: int = Field(default_factory=lambda: bundle_limits().max_commits)
+    max_snapshots: int = Field(default_factory=lambda: bundle_limits().max_snapshots)
+    max_objects: int = Field(default_factory=lambda: bundle_limits().max_objects)
+    max_manifest_entries: int = Field(
+        default_factory=lambda: bundle_limits().max_manifest_entries, description="Per resolved snapshot."
+    )
+    max_object_bytes: int = Field(
+        default_factory=lambda: bundle_limits().max_object_bytes, description="Decoded size of one object."
+    )
+    verify_object_ids: bool = Field(
+        default_factory=lambda: bundle_limits().verify_object_ids,
+        description="Hash every object against its declared id (for hubs taking untrusted pushes).",
+    )
+    _runs: dict[str, BundleRun] = PrivateAttr(default_factory=dict)
+
+    def _limits(self) -> Limits:
+        return Limits(
+            max_commits=self.max_commits,
+            max_snapshots=self.max_snapshots,
+            max_objects=self.max_objects,
+            max_manifest_entries=self.max_manifest_entries,
+            max_object_bytes=self.max_object_bytes,
+            verify_object_ids=self.verify_object_ids,
+        )
+
+    def load(self, partition_key: str) -> BundleRun:
+        """The partition's bundle; raises BundleError when it must be refused."""
+        if partition_key in self._runs:
+            return self._runs[partition_key]
+        started = time.perf_counter()
+        repo_id, bundle_key = _split(partition_key)
+        with self.store.store.open(upload_key(partition_key)) as raw:
+            stream = TimedStream(raw)
+            bundle = decode_bundle(
+                stream,
+                bundle_key=bundle_key,
+                name=partition_key,
+                limits=self._limits(),
+                catalog=self.catalog.catalog.view(repo_id),
+            )
+        total_ms = _ms_since(started)
+        run = BundleRun(repo_id, bundle, started)
+        run.phases_ms["fetch_bundle_ms"] = stream.read_ms
+        run.phases_ms["unpack_ms"] = total_ms - stream.read_ms
+        self._runs[partition_key] = run
+        return run
+
+
+def _split(partition_key: str) -> tuple[str, str]:
+    parts = split_partition_key(partition_key)
+    if parts is None:
+        raise ValueError(f"partition key {partition_key!r} is not <repo_id>/<64 hex bundle key>")
+    return parts
+
+
+def _ms_since(start: float) -> int:
+    return round((time.perf_counter() - start) * 1000)

@@ -1,0 +1,61 @@
+"""Configuration from the environment (SPEC §4-§6): production is configuration, not code."""
+
+import os
+
+from .bundle import Limits
+from .bundle.limits import MIB
+
+DATABASE_URL = "HUB_DATABASE_URL"
+OBJECT_STORE_URL = "HUB_OBJECT_STORE_URL"
+DAGSTER_PG_URL = "HUB_DAGSTER_PG_URL"
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def bundle_limits() -> Limits:
+    defaults = Limits()
+    return Limits(
+        max_commits=_int("HUB_MAX_COMMITS", defaults.max_commits),
+        max_snapshots=_int("HUB_MAX_SNAPSHOTS", defaults.max_snapshots),
+        max_objects=_int("HUB_MAX_OBJECTS", defaults.max_objects),
+        max_manifest_entries=_int("HUB_MAX_MANIFEST_ENTRIES", defaults.max_manifest_entries),
+        max_object_bytes=_int("HUB_MAX_OBJECT_BYTES", defaults.max_object_bytes),
+        verify_object_ids=os.environ.get("HUB_VERIFY_OBJECT_IDS", "") in ("1", "true", "yes"),
+    )
+
+
+def inline_bundle_max_bytes() -> int:
+    return _int("HUB_INLINE_BUNDLE_MAX_BYTES", 4 * MIB)
+
+
+def inline_object_max_bytes() -> int:
+    return _int("HUB_INLINE_OBJECT_MAX_BYTES", MIB)
+
+
+def objects_in_flight() -> int:
+    return _int("HUB_OBJECTS_IN_FLIGHT", 100)
+
+
+def catalog_chunk_rows() -> int:
+    return _int("HUB_CATALOG_CHUNK_ROWS", 5000)
+
+
+def pool_limits() -> dict[str, int]:
+    """Dagster pool slots, applied to the instance at start-up (dagster.yaml holds only a default)."""
+    return {
+        "object_store": _int("HUB_POOL_OBJECT_STORE", 1),
+        "catalog": _int("HUB_POOL_CATALOG", 2),
+    }
+
+
+def dagster_pg_url(database_url: str) -> str:
+    """dagster-postgres binds a parameter into NOTIFY, which only psycopg2 supports."""
+    return os.environ.get(DAGSTER_PG_URL) or database_url.replace("+psycopg://", "+psycopg2://", 1)
