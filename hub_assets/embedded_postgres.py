@@ -85,3 +85,16 @@ def server_answers(url: str, timeout_s: float = 2.0) -> bool:
             return True
     except psycopg.Error:
         return False
+
+
+def with_database(url: str, database: str) -> str:
+    """`url` pointed at another database of the same server."""
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def ensure_database(base_url: str, database: str) -> str:
+    """Create `database` on the server of `base_url` unless it exists; return its URL."""
+    with psycopg.connect(libpq_conninfo(with_database(base_url, "postgres")), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
+            conn.execute(f'CREATE DATABASE "{database}"')
+    return with_database(base_url, database)

@@ -13,17 +13,12 @@ import psycopg
 import pytest
 from moto.server import ThreadedMotoServer
 from psycopg import sql
-from sqlalchemy.engine import make_url
 
-from hub_assets.embedded_postgres import ensure_server, libpq_conninfo, server_answers
+from hub_assets.embedded_postgres import ensure_server, libpq_conninfo, server_answers, with_database
 
 MACHINE_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 EMBEDDED_PG_DIR = Path("~/.cache/hub_assets_test_pg")
 FIXTURES_DIR = Path(__file__).parent / "fixtures"
-
-
-def with_database(url: str, database: str) -> str:
-    return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
 def create_database(admin_url: str) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from ..bundle import CommitRecord, Manifest, ResolvedSnapshot
 from . import schema
 from .bulk import copy_rows
+from .reads import CatalogReads
 from .schema import PENDING
 
 
@@ -40,7 +41,7 @@ class RepoView:
             return [tuple(row) for row in conn.execute(query)]
 
 
-class Catalog:
+class Catalog(CatalogReads):
     """PostgreSQL catalog of SPEC §5. Writers are bulk, chunked and idempotent."""
 
     def __init__(self, engine: sa.Engine, chunk_rows: int = 5000) -> None:
@@ -135,39 +136,25 @@ class Catalog:
         with self.engine.begin() as conn:
             conn.execute(upsert.on_conflict_do_update(index_elements=["repo_id", "bundle_key"], set_=values))
 
-    def object_row_summary(self, object_ids: list[str]) -> dict[str, int]:
-        """How many of `object_ids` have a row, are promoted, and still hold an inline copy."""
-        table = schema.objects
-        query = sa.select(
-            sa.func.count(),
-            sa.func.count().filter(table.c.storage_uri != PENDING),
-            sa.func.count().filter(table.c.content_cache.is_not(None)),
-        ).where(table.c.object_id == sa.func.any(_text_array(object_ids)))
-        with self.engine.connect() as conn:
-            rows, promoted, cached = conn.execute(query).one()
-        return {"rows": rows, "promoted": promoted, "cached": cached}
-
-    def count_refs(self, repo_id: str, object_ids: list[str]) -> int:
-        table = schema.object_refs
-        query = sa.select(sa.func.count()).where(
-            table.c.repo_id == repo_id, table.c.object_id == sa.func.any(_text_array(object_ids))
-        )
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar_one()
-
-    def promoted_objects(self, object_ids: Iterable[str]) -> set[str]:
-        """The ids among `object_ids` whose bytes are already in the store."""
-        table = schema.objects
-        query = sa.select(table.c.object_id).where(
-            table.c.object_id == sa.func.any(_text_array(list(object_ids))),
-            table.c.storage_uri != PENDING,
-        )
-        with self.engine.connect() as conn:
-            return set(conn.scalars(query))
-
-
-def _text_array(values: list[str]) -> Any:
-    return sa.literal(values, sa.ARRAY(sa.Text))
+    def move_branch(self, repo_id: str, name: str, head: str, expected_old_head: str | None, force: bool) -> bool:
+        """Compare-and-swap of a branch head: True if the branch now points at `head` because it
+        still pointed at `expected_old_head` (None: did not exist), or because of `force`."""
+        table = schema.branches
+        values = {"head_commit_id": head, "updated_at": sa.func.now()}
+        insert = pg_insert(table).values(repo_id=repo_id, name=name, **values)
+        if force:
+            statement = insert.on_conflict_do_update(index_elements=["repo_id", "name"], set_=values)
+        elif expected_old_head is None:
+            statement = insert.on_conflict_do_nothing()
+        else:
+            statement = (
+                sa.update(table)
+                .where(table.c.repo_id == repo_id, table.c.name == name, table.c.head_commit_id == expected_old_head)
+                .values(**values)
+            )
+        with self.engine.begin() as conn:
+            # RETURNING, not rowcount: an INSERT's rowcount is not reported through this driver.
+            return conn.execute(statement.returning(table.c.head_commit_id)).first() is not None
 
 
 def _moment(text: str | None) -> datetime | None:

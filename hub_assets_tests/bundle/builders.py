@@ -62,10 +62,13 @@ def zstd_frame(data: bytes, level: int = 3) -> bytes:
     return zstandard.ZstdCompressor(level=level).compress(data)
 
 
-def zstd_zeros_frame(decoded_size: int, chunk: int = MIB) -> bytes:
+def zstd_zeros_frame(decoded_size: int, *, declare_size: bool = True, chunk: int = MIB) -> bytes:
     """One zstd frame decoding to `decoded_size` zero bytes, built without ever holding them:
-    a compression bomb (200 MB of zeros compress to a few KB)."""
-    compressor = zstandard.ZstdCompressor(level=1).compressobj(size=decoded_size)
+    a compression bomb (200 MB of zeros compress to a few KB). With `declare_size` False the
+    frame header does not state the decoded size."""
+    compressor = zstandard.ZstdCompressor(level=1, write_content_size=declare_size).compressobj(
+        size=decoded_size if declare_size else -1
+    )
     block = bytes(chunk)
     parts: list[bytes] = []
     remaining = decoded_size

@@ -1,0 +1,107 @@
+"""Catalog reads: what the index checks, and what fetch, clone, the ghost guard and status serve."""
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from . import schema
+from .schema import PENDING
+
+
+def text_array(values: list[str]) -> Any:
+    return sa.literal(values, sa.ARRAY(sa.Text))
+
+
+_HISTORY = sa.text(
+    """
+    WITH RECURSIVE history(commit_id) AS (
+        SELECT CAST(:head AS text)
+        UNION
+        SELECT parent.commit_id
+        FROM history
+        JOIN musehub_commits c ON c.repo_id = :repo_id AND c.commit_id = history.commit_id
+        CROSS JOIN LATERAL jsonb_array_elements_text(c.parent_ids) AS parent(commit_id)
+    )
+    SELECT c.* FROM musehub_commits c JOIN history USING (commit_id) WHERE c.repo_id = :repo_id
+    """
+)
+
+
+class CatalogReads:
+    engine: sa.Engine
+
+    def _all(self, query: Any, **params: Any) -> list[sa.Row]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(query, params))
+
+    def object_row_summary(self, object_ids: list[str]) -> dict[str, int]:
+        """How many of `object_ids` have a row, are promoted, and still hold an inline copy."""
+        table = schema.objects
+        query = sa.select(
+            sa.func.count(),
+            sa.func.count().filter(table.c.storage_uri != PENDING),
+            sa.func.count().filter(table.c.content_cache.is_not(None)),
+        ).where(table.c.object_id == sa.func.any(text_array(object_ids)))
+        rows, promoted, cached = self._all(query)[0]
+        return {"rows": rows, "promoted": promoted, "cached": cached}
+
+    def count_refs(self, repo_id: str, object_ids: list[str]) -> int:
+        table = schema.object_refs
+        query = sa.select(sa.func.count()).where(
+            table.c.repo_id == repo_id, table.c.object_id == sa.func.any(text_array(object_ids))
+        )
+        return self._all(query)[0][0]
+
+    def promoted_objects(self, object_ids: Iterable[str]) -> set[str]:
+        """The ids among `object_ids` whose bytes are already in the store."""
+        table = schema.objects
+        query = sa.select(table.c.object_id).where(
+            table.c.object_id == sa.func.any(text_array(list(object_ids))), table.c.storage_uri != PENDING
+        )
+        return {row[0] for row in self._all(query)}
+
+    def registered_objects(self, repo_id: str, object_ids: Iterable[str]) -> set[str]:
+        """The ids among `object_ids` the repo may serve: referenced by it, and with a row."""
+        refs, objects = schema.object_refs, schema.objects
+        query = (
+            sa.select(refs.c.object_id)
+            .join(objects, objects.c.object_id == refs.c.object_id)
+            .where(refs.c.repo_id == repo_id, refs.c.object_id == sa.func.any(text_array(list(object_ids))))
+        )
+        return {row[0] for row in self._all(query)}
+
+    def servable_object(self, repo_id: str, object_id: str) -> sa.Row | None:
+        """(content_cache, storage_uri) of an object the repo references, else None."""
+        refs, objects = schema.object_refs, schema.objects
+        query = (
+            sa.select(objects.c.content_cache, objects.c.storage_uri)
+            .join(refs, refs.c.object_id == objects.c.object_id)
+            .where(refs.c.repo_id == repo_id, refs.c.object_id == object_id)
+        )
+        rows = self._all(query)
+        return rows[0] if rows else None
+
+    def branch_head(self, repo_id: str, name: str) -> str | None:
+        table = schema.branches
+        query = sa.select(table.c.head_commit_id).where(table.c.repo_id == repo_id, table.c.name == name)
+        rows = self._all(query)
+        return rows[0][0] if rows else None
+
+    def history(self, repo_id: str, head: str) -> list[sa.Row]:
+        """Every commit row reachable from `head` in the repo (unordered)."""
+        return self._all(_HISTORY, repo_id=repo_id, head=head)
+
+    def snapshot_rows(self, repo_id: str, snapshot_ids: list[str]) -> list[sa.Row]:
+        table = schema.snapshots
+        query = sa.select(table).where(
+            table.c.repo_id == repo_id, table.c.snapshot_id == sa.func.any(text_array(snapshot_ids))
+        )
+        return self._all(query)
+
+    def bundle_rows(self, repo_id: str | None = None) -> list[sa.Row]:
+        table = schema.bundles
+        query = sa.select(table).order_by(table.c.pushed_at, table.c.repo_id, table.c.bundle_key)
+        if repo_id is not None:
+            query = query.where(table.c.repo_id == repo_id)
+        return self._all(query)

@@ -1,0 +1,198 @@
+"""`hub-assets`: the operator's and the tests' entry point (SPEC §9). Each command is a thin
+shell over the library function the tests call too."""
+
+import argparse
+import io
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .bundle import BundleError
+from .bundle.commits import order_commits
+from .bundle.wire import read_wire
+from .environment import HubEnvironment, open_instance, prepare
+from .hub import Hub, HubError, clone, descends_from, push, read_object
+from .store import ObjectNotFound
+
+Command = Callable[[argparse.Namespace, HubEnvironment], int]
+
+
+def _hub(environment: HubEnvironment) -> Hub:
+    return Hub.connect(environment.database_url, environment.store_url)
+
+
+def _index(environment: HubEnvironment, partition_keys: Sequence[str]) -> list[Any]:
+    from .definitions import defs
+    from .index.run import apply_pool_limits, index_partitions
+
+    with open_instance(environment) as instance:
+        apply_pool_limits(instance)
+        return index_partitions(defs, instance, partition_keys)
+
+
+def _choose_head(data: bytes, branch: str, limits: Any) -> tuple[str, list]:
+    """The head a push moves the branch to: the bundle's branch_heads entry, else the one tip
+    of its commit graph."""
+    wire = read_wire(io.BytesIO(data), limits)
+    commits = order_commits(wire.commits)
+    if branch in wire.branch_heads:
+        return wire.branch_heads[branch], commits
+    parents = {p for c in commits for p in c.parent_ids}
+    tips = [c.commit_id for c in commits if c.commit_id not in parents]
+    if len(tips) != 1:
+        raise HubError(f"the bundle has {len(tips)} tips and no branch_heads[{branch!r}]: pass --head")
+    return tips[0], commits
+
+
+def cmd_push(args: argparse.Namespace, environment: HubEnvironment) -> int:
+    data = Path(args.file).read_bytes()
+    hub = _hub(environment)
+    try:
+        head, commits = (args.head, []) if args.head else _choose_head(data, args.branch, hub.limits)
+        expected = None if args.force else hub.catalog.branch_head(args.repo, args.branch)
+        if expected and not descends_from(hub, args.repo, commits, head, expected):
+            raise HubError(f"{head} does not descend from the head of {args.branch!r}, {expected}: use --force")
+        result = push(
+            hub, args.repo, args.branch, data, head_commit_id=head, expected_old_head=expected, force=args.force
+        )
+    finally:
+        hub.close()
+    if args.index:
+        [outcome] = _index(environment, [result.partition_key])
+        if not outcome.success:
+            raise HubError(f"pushed, but indexing failed: {outcome.error}")
+    report = {
+        "repo_id": result.repo_id,
+        "branch": result.branch,
+        "bundle_key": result.bundle_key,
+        "partition_key": result.partition_key,
+        "head_commit_id": result.head_commit_id,
+        "inline_objects": result.inline_objects,
+        "indexed": bool(args.index),
+    }
+    print(json.dumps(report) if args.json else f"pushed {result.partition_key} -> {args.branch} at {head}")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace, environment: HubEnvironment) -> int:
+    failed = 0
+    for outcome in _index(environment, args.partition_keys):
+        if outcome.success:
+            print(f"indexed {outcome.partition_key} (run {outcome.run_id})")
+        else:
+            failed += 1
+            print(f"hub-assets index: {outcome.partition_key}: {outcome.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_cat(args: argparse.Namespace, environment: HubEnvironment) -> int:
+    hub = _hub(environment)
+    try:
+        sys.stdout.buffer.write(read_object(hub, args.repo, args.object_id))
+    finally:
+        hub.close()
+    return 0
+
+
+def cmd_clone(args: argparse.Namespace, environment: HubEnvironment) -> int:
+    hub = _hub(environment)
+    try:
+        data = clone(hub, args.repo, args.branch)
+    finally:
+        hub.close()
+    out = Path(args.out)
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_bytes(data)
+    partial.replace(out)
+    print(f"cloned {args.repo}/{args.branch} into {out} ({len(data)} bytes)")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, environment: HubEnvironment) -> int:
+    hub = _hub(environment)
+    try:
+        rows = hub.catalog.bundle_rows(args.repo)
+    finally:
+        hub.close()
+    bundles = [_bundle_status(row) for row in rows]
+    if args.json:
+        print(json.dumps(bundles))
+        return 0
+    for b in bundles:
+        line = f"{b['status']:8} {b['repo_id']}/{b['bundle_key']} {b['branch'] or '-'} {b['size_bytes']} B"
+        print(line + (f"  error: {b['error']}" if b.get("error") else ""))
+    return 0
+
+
+def _bundle_status(row: Any) -> dict[str, Any]:
+    status = {
+        "repo_id": row.repo_id,
+        "bundle_key": row.bundle_key,
+        "branch": row.branch,
+        "status": row.status,
+        "size_bytes": row.size_bytes,
+        "pushed_at": row.pushed_at.isoformat(),
+        "indexed_at": row.indexed_at.isoformat() if row.indexed_at else None,
+        "stats": row.stats,
+    }
+    if row.status == "failed":
+        status["error"] = row.stats.get("error", "unknown")
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hub-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("push", help="push a bundle file to a branch")
+    p.add_argument("file")
+    p.add_argument("--repo", required=True)
+    p.add_argument("--branch", required=True)
+    p.add_argument("--head", help="commit the branch moves to (default: from the bundle)")
+    p.add_argument("--force", action="store_true", help="move the branch whatever it points at")
+    p.add_argument("--index", action="store_true", help="also index the bundle before returning")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_push)
+
+    p = commands.add_parser("index", help="materialize partitions now, in this process")
+    p.add_argument("partition_keys", nargs="+", metavar="PARTITION_KEY")
+    p.set_defaults(run=cmd_index)
+
+    p = commands.add_parser("cat", help="write an object's bytes to stdout")
+    p.add_argument("--repo", required=True)
+    p.add_argument("object_id")
+    p.set_defaults(run=cmd_cat)
+
+    p = commands.add_parser("clone", help="write a branch's history as a Muse bundle")
+    p.add_argument("--repo", required=True)
+    p.add_argument("--branch", required=True)
+    p.add_argument("out")
+    p.set_defaults(run=cmd_clone)
+
+    p = commands.add_parser("status", help="list pushed bundles and their index status")
+    p.add_argument("--repo")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args, prepare())
+    except (HubError, BundleError, ObjectNotFound, ValueError, OSError) as error:
+        print(f"hub-assets {args.command}: {_one_line(error)}", file=sys.stderr)
+    except Exception as error:
+        print(f"hub-assets {args.command}: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
+    return 1
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
