@@ -24,6 +24,9 @@ class ObjectStore(ABC):
     its bytes, and two writers racing on one key both succeed without tearing it."""
 
     url: str
+    # Threads beyond this stop paying off: local file writes contend on the GIL and the disk,
+    # while a network store keeps every one of `in_flight` requests busy.
+    max_parallel_puts: int = 1024
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> bool:
@@ -51,7 +54,8 @@ class ObjectStore(ABC):
         """Put every (key, bytes producer) with up to `in_flight` puts at once; the bytes are
         produced inside the worker, so at most `in_flight` objects are decoded at a time.
         Returns how many keys this call wrote."""
-        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="put") as pool:
+        workers = max(1, min(in_flight, self.max_parallel_puts))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="put") as pool:
             return sum(pool.map(lambda item: self.put(item[0], item[1]()), items))
 
     @abstractmethod
