@@ -14,6 +14,7 @@ from .bundle.commits import order_commits
 from .bundle.wire import read_wire
 from .environment import HubEnvironment, open_instance, prepare
 from .hub import Hub, HubError, clone, descends_from, push, read_object
+from .index.run import apply_pool_limits
 from .store import ObjectNotFound
 
 Command = Callable[[argparse.Namespace, HubEnvironment], int]
@@ -25,7 +26,7 @@ def _hub(environment: HubEnvironment) -> Hub:
 
 def _index(environment: HubEnvironment, partition_keys: Sequence[str]) -> list[Any]:
     from .definitions import defs
-    from .index.run import apply_pool_limits, index_partitions
+    from .index.run import index_partitions
 
     with open_instance(environment) as instance:
         apply_pool_limits(instance)
@@ -142,9 +143,46 @@ def _bundle_status(row: Any) -> dict[str, Any]:
     return status
 
 
+def cmd_dev(args: argparse.Namespace, environment: HubEnvironment) -> int:
+    from .devserver import run_dev
+
+    with open_instance(environment) as instance:
+        apply_pool_limits(instance)
+    _hub(environment).close()  # creates the catalog tables before the first run needs them
+    return run_dev(environment, args.host, args.port)
+
+
+def cmd_demo(args: argparse.Namespace, environment: HubEnvironment) -> int:
+    from .definitions import defs
+    from .demo import run_demo, timing_table
+    from .sample import SampleSpec
+
+    spec = SampleSpec(files=args.files, seed=args.seed).scaled(args.scale)
+    spec = SampleSpec(**{**vars(spec), "commits": args.commits}) if args.commits else spec
+    with open_instance(environment) as instance:
+        report = run_demo(environment, instance, defs, spec)
+    if not report.outcome.success:
+        raise HubError(f"indexing {report.partition_key} failed: {report.outcome.error}")
+    print(f"indexed {report.partition_key}; {report.objects_checked} objects fetched back byte-exact")
+    print(timing_table(report.stats))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("dev", help="run the Dagster UI, daemon and sensor on embedded defaults")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(run=cmd_dev)
+
+    p = commands.add_parser("demo", help="make a sample push, index it, show the timings")
+    p.add_argument("--scale", type=float, default=1.0, help="history length relative to the reference push")
+    p.add_argument("--commits", type=int, help="exact number of commits (overrides --scale)")
+    p.add_argument("--files", type=int, default=350, help="files in the first snapshot")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_demo)
 
     p = commands.add_parser("push", help="push a bundle file to a branch")
     p.add_argument("file")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from .embedded_postgres import ensure_database, ensure_server
+from .embedded_postgres import ensure_database, ensure_server, stop_server
 from .settings import DAGSTER_PG_URL, DATABASE_URL, OBJECT_STORE_URL, dagster_pg_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -24,13 +24,20 @@ class HubEnvironment:
     database_url: str
     store_url: str
     dagster_home: Path
+    embedded_postgres: Path | None
+
+    def stop_embedded_postgres(self) -> None:
+        """Stop the PostgreSQL this project started, if it did; its data stays."""
+        if self.embedded_postgres is not None:
+            stop_server(self.embedded_postgres)
 
 
 def prepare() -> HubEnvironment:
     """Resolve the configuration and export it, so Dagster's `{env: …}` settings and child
     processes (`dagster dev`, run workers) see the same values."""
     home = Path(os.environ.get("HUB_HOME") or ".hub").resolve()
-    database_url = os.environ.get(DATABASE_URL) or _embedded_database(home)
+    embedded = None if os.environ.get(DATABASE_URL) else home / "postgres"
+    database_url = os.environ.get(DATABASE_URL) or ensure_database(ensure_server(home / "postgres"), EMBEDDED_DATABASE)
     store_url = os.environ.get(OBJECT_STORE_URL) or f"file://{home / 'store'}"
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster").resolve()
     defaults = {
@@ -46,7 +53,7 @@ def prepare() -> HubEnvironment:
     if not (dagster_home / "dagster.yaml").exists() or dagster_home == home / "dagster":
         dagster_home.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-    return HubEnvironment(home, database_url, store_url, dagster_home)
+    return HubEnvironment(home, database_url, store_url, dagster_home, embedded)
 
 
 def open_instance(environment: HubEnvironment) -> dg.DagsterInstance:
@@ -54,7 +61,3 @@ def open_instance(environment: HubEnvironment) -> dg.DagsterInstance:
     # dagster-postgres opens a connection per event unless given a pool: ~3x faster runs.
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
     return instance
-
-
-def _embedded_database(home: Path) -> str:
-    return ensure_database(ensure_server(home / "postgres"), EMBEDDED_DATABASE)

@@ -12,6 +12,7 @@ from .base import ObjectNotFound, ObjectStore, StoredKey
 
 class FileStore(ObjectStore):
     max_parallel_puts = 2
+
     def __init__(self, root: Path) -> None:
         if not root.is_absolute():
             raise ValueError(f"file store root must be an absolute path, got {root}")

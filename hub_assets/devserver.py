@@ -1,0 +1,55 @@
+"""`hub-assets dev`: the Dagster UI, daemon and sensor on the hub's instance, in one command."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+
+from .environment import REPO_ROOT, HubEnvironment
+
+_STOP_TIMEOUT_S = 30
+
+
+def run_dev(environment: HubEnvironment, host: str, port: int) -> int:
+    """Run `dagster dev` until Ctrl-C or SIGTERM, then stop everything it started."""
+    command = [
+        str(Path(sys.executable).parent / "dagster"),
+        "dev",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workspace",
+        str(REPO_ROOT / "workspace.yaml"),
+    ]
+    # Its own session, with SIGINT restored: `dagster dev` maps SIGTERM onto its SIGINT handler,
+    # so when SIGINT is ignored (a background job) it could not be stopped at all.
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    )
+    print(f"hub-assets dev: Dagster UI at http://{host}:{port} (upload_sensor on; Ctrl-C stops)", flush=True)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        _stop_group(process)
+        environment.stop_embedded_postgres()
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
