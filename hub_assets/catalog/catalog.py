@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -157,5 +157,5 @@ class Catalog(CatalogReads):
             return conn.execute(statement.returning(table.c.head_commit_id)).first() is not None
 
 
-def _moment(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+def _moment(text: str | None) -> datetime:
+    return datetime.fromisoformat(text) if text else datetime.now(UTC)
