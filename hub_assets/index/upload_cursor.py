@@ -26,7 +26,8 @@ class UploadCursor:
         if not text:
             return cls()
         data = json.loads(text)
-        return cls(datetime.fromisoformat(data["watermark"]), frozenset(data["recent"]))
+        watermark = datetime.fromisoformat(data["watermark"]) if data["watermark"] else None
+        return cls(watermark, frozenset(data["recent"]))
 
     def dump(self) -> str:
         watermark = self.watermark.isoformat() if self.watermark else None
