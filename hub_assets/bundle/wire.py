@@ -50,12 +50,12 @@ def read_wire(stream: IO[bytes], limits: Limits) -> WireBundle:
     )
     try:
         parts = _read_top_map(unpacker, limits)
-        try:
-            unpacker.unpack()
-        except msgpack.OutOfData:
-            pass
-        else:
-            raise BundleError("bundle", "trailing data after the bundle map")
+        end = unpacker.tell()
+        reader.drain()
+        # Compared by offset: the unpacker reports an incomplete trailing value as plain
+        # end-of-data, so asking it for one more value would accept such garbage.
+        if reader.size != end:
+            raise BundleError("bundle", f"{reader.size - end} bytes of trailing data after the bundle map")
     except BundleError as exc:
         reader.drain()
         raise WireError(exc.record, exc.reason, reader.sha256.hexdigest()) from None
@@ -123,7 +123,14 @@ def _read_array(unpacker: msgpack.Unpacker, key: str, limit: int, build: Callabl
         raise BundleError(key, "must be an array") from None
     if count > limit:
         raise BundleError(key, f"{count} records, more than the limit of {limit}")
-    return [build(f"{key}[{index}]", unpacker.unpack()) for index in range(count)]
+    return [build(f"{key}[{index}]", _unpack_record(unpacker, f"{key}[{index}]")) for index in range(count)]
+
+
+def _unpack_record(unpacker: msgpack.Unpacker, where: str) -> Any:
+    try:
+        return unpacker.unpack()
+    except UnicodeDecodeError:
+        raise BundleError(where, "a string is not valid UTF-8") from None
 
 
 def _branch_heads(raw: Any) -> dict[str, str]:

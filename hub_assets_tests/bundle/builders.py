@@ -94,9 +94,7 @@ def make_object(
     return record
 
 
-def full_snapshot(
-    manifest: Mapping[str, str], *, created_at: str | None = None, snapshot_id: str | None = None
-) -> Raw:
+def full_snapshot(manifest: Mapping[str, str], *, created_at: str | None = None, snapshot_id: str | None = None) -> Raw:
     return {
         "snapshot_id": snapshot_id or spec_snapshot_id(manifest),
         "manifest": dict(manifest),
@@ -243,7 +241,7 @@ KEY_OF_DATA = _KeyOfData()
 def decode(
     data: bytes,
     *,
-    bundle_key: str | None | _KeyOfData = KEY_OF_DATA,
+    bundle_key: str | _KeyOfData | None = KEY_OF_DATA,
     name: str = BUNDLE_NAME,
     limits: Limits | None = None,
     catalog: CatalogView | None = None,
