@@ -6,15 +6,25 @@ INSERT resolve conflicts, which makes every writer safe to run twice.
 
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
 from typing import Any
 
 import sqlalchemy as sa
 
+CHUNK_BYTES = 16 * 1024 * 1024
 
-def batched(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(rows)
-    while chunk := list(islice(iterator, size)):
+
+def batched(rows: Iterable[Sequence[Any]], max_rows: int, max_bytes: int) -> Iterator[list[Sequence[Any]]]:
+    """Chunks of at most `max_rows` rows and about `max_bytes` of text and bytes: a row count
+    alone would let a chunk of large manifests grow to hundreds of megabytes."""
+    chunk: list[Sequence[Any]] = []
+    size = 0
+    for row in rows:
+        chunk.append(row)
+        size += sum(len(value) for value in row if isinstance(value, str | bytes))
+        if len(chunk) >= max_rows or size >= max_bytes:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
         yield chunk
 
 
@@ -25,6 +35,7 @@ def copy_rows(
     rows: Iterable[Sequence[Any]],
     on_conflict: str,
     chunk_rows: int,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> int:
     """Write `rows` into `table` within the caller's transaction; return the rows the final
     INSERT touched (inserted, or updated by `on_conflict`)."""
@@ -40,7 +51,7 @@ def copy_rows(
         f"ALTER TABLE {staging} " + ", ".join(f"ALTER COLUMN {name} SET STORAGE EXTERNAL" for name in columns)
     )
     written = 0
-    for chunk in batched(rows, chunk_rows):
+    for chunk in batched(rows, chunk_rows, chunk_bytes):
         cursor.execute(f"TRUNCATE {staging}")
         with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
             for row in chunk:
