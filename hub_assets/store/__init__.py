@@ -1,7 +1,7 @@
 """The object store (SPEC §4): S3-compatible or file://, behind one interface."""
 
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from dagster_aws.s3 import S3Resource
 
@@ -15,7 +15,7 @@ def open_store(url: str, s3: S3Resource | None = None, max_connections: int = 10
     """The store at `url` (`s3://bucket[/prefix]` or `file:///absolute/path`)."""
     parsed = urlparse(url)
     if parsed.scheme == "file" and not parsed.netloc:
-        return FileStore(Path(parsed.path))
+        return FileStore(Path(unquote(parsed.path)))
     if parsed.scheme == "s3" and parsed.netloc:
         client = s3_client(s3 or S3Resource(), max_connections)
         return S3Store(parsed.netloc, parsed.path, client)
