@@ -1,0 +1,94 @@
+"""One timed run in a fresh process (started by benchmarks/run.py; not meant to be run by hand).
+
+    python benchmarks/worker.py MODE OUT_JSON PARTITION_KEY DATABASE_URL STORE_URL
+
+MODE `baseline`: benchmarks/baseline.run_baseline. MODE `project`: the `index_bundle` job of
+hub_assets, in-process, on a Postgres-backed Dagster instance (environment.open_instance: the
+repo's dagster.yaml, pooled connections). MODE `init`: create the Dagster instance's tables
+once, so no timed run pays for them. The environment (HUB_*, DAGSTER_HOME, AWS_*) is set by
+the parent. Imports and instance creation are timed apart from the run itself.
+"""
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+_STARTED = time.perf_counter()
+
+
+def _project(partition_key: str) -> dict:
+    from hub_assets.definitions import defs
+    from hub_assets.environment import open_instance, prepare
+    from hub_assets.index.run import apply_pool_limits, index_partitions
+
+    imported = time.perf_counter()
+    environment = prepare()
+    instance = open_instance(environment)
+    apply_pool_limits(instance)
+    ready = time.perf_counter()
+    try:
+        start = time.perf_counter()
+        [outcome] = index_partitions(defs, instance, [partition_key])
+        wall = time.perf_counter() - start
+    finally:
+        instance.dispose()
+    import sqlalchemy as sa
+
+    from hub_assets.catalog import schema
+
+    repo_id, bundle_key = partition_key.split("/", 1)
+    engine = sa.create_engine(environment.database_url)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(schema.bundles.c.status, schema.bundles.c.stats).where(
+                schema.bundles.c.repo_id == repo_id, schema.bundles.c.bundle_key == bundle_key
+            )
+        ).first()
+    engine.dispose()
+    return {
+        "import_s": imported - _STARTED,
+        "instance_s": ready - imported,
+        "wall_s": wall,
+        "success": outcome.success,
+        "error": outcome.error,
+        "run_id": outcome.run_id,
+        "status": row[0] if row else None,
+        "stats": row[1] if row else {},
+    }
+
+
+def _baseline(partition_key: str, database_url: str, store_url: str) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from baseline import run_baseline
+
+    imported = time.perf_counter()
+    start = time.perf_counter()
+    phases = run_baseline(partition_key, database_url, store_url)
+    wall = time.perf_counter() - start
+    return {"import_s": imported - _STARTED, "instance_s": 0.0, "wall_s": wall, "success": True, "phases": phases}
+
+
+def main() -> int:
+    mode, out = sys.argv[1], Path(sys.argv[2])
+    if mode == "init":
+        from hub_assets.environment import open_instance, prepare
+
+        instance = open_instance(prepare())
+        instance.dispose()
+        result: dict = {}
+    elif mode == "project":
+        result = _project(sys.argv[3])
+    elif mode == "baseline":
+        result = _baseline(sys.argv[3], sys.argv[4], sys.argv[5])
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+    result["mode"] = mode
+    result["self_maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out.write_text(json.dumps(result))
+    return 0 if result.get("success", True) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
