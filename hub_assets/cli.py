@@ -2,6 +2,7 @@
 shell over the library function the tests call too."""
 
 import argparse
+import contextlib
 import io
 import json
 import sys
@@ -28,16 +29,22 @@ def _index(environment: HubEnvironment, partition_keys: Sequence[str]) -> list[A
     from .definitions import defs
     from .index.run import index_partitions
 
-    with open_instance(environment) as instance:
+    # Dagster logs every run event to stderr, where a failed command must leave one line
+    # (SPEC §9), and stdout may carry --json: the run logs go to a file (and the instance).
+    log_path = environment.dagster_home / "index.log"
+    with open_instance(environment) as instance, log_path.open("a") as log, contextlib.redirect_stderr(log):
         apply_pool_limits(instance)
         return index_partitions(defs, instance, partition_keys)
 
 
-def _choose_head(data: bytes, branch: str, limits: Any) -> tuple[str, list]:
-    """The head a push moves the branch to: the bundle's branch_heads entry, else the one tip
-    of its commit graph."""
+def _choose_head(data: bytes, branch: str, limits: Any, head: str | None = None) -> tuple[str, list]:
+    """The head a push moves the branch to (`head` if given, else the bundle's branch_heads
+    entry, else the one tip of its commit graph) and the bundle's commits, through which the
+    head may descend from the branch's current head."""
     wire = read_wire(io.BytesIO(data), limits)
     commits = order_commits(wire.commits)
+    if head:
+        return head, commits
     if branch in wire.branch_heads:
         return wire.branch_heads[branch], commits
     parents = {p for c in commits for p in c.parent_ids}
@@ -51,8 +58,8 @@ def cmd_push(args: argparse.Namespace, environment: HubEnvironment) -> int:
     data = Path(args.file).read_bytes()
     hub = _hub(environment)
     try:
-        head, commits = (args.head, []) if args.head else _choose_head(data, args.branch, hub.limits)
         expected = None if args.force else hub.catalog.branch_head(args.repo, args.branch)
+        head, commits = _choose_head(data, args.branch, hub.limits, args.head)
         if expected and not descends_from(hub, args.repo, commits, head, expected):
             raise HubError(f"{head} does not descend from the head of {args.branch!r}, {expected}: use --force")
         result = push(
@@ -84,7 +91,8 @@ def cmd_index(args: argparse.Namespace, environment: HubEnvironment) -> int:
             print(f"indexed {outcome.partition_key} (run {outcome.run_id})")
         else:
             failed += 1
-            print(f"hub-assets index: {outcome.partition_key}: {outcome.error}", file=sys.stderr)
+            reason = _first_line(outcome.error or "") or "run failed"
+            print(f"hub-assets index: {outcome.partition_key}: {reason}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -228,8 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
+    return _first_line(str(error)) or type(error).__name__
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""
 
 
 if __name__ == "__main__":

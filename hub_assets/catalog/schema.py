@@ -87,7 +87,12 @@ _SCHEMA_LOCK = 0x6D7573656875  # any constant: serialises concurrent create_sche
 
 
 def create_schema(engine: sa.Engine) -> None:
-    """Create every catalog table that is missing; safe to call from many processes at once."""
+    """Create every catalog table that is missing; safe to call from many processes at once.
+    Cheap when they all exist (one query), as every index run calls it."""
+    names = ", ".join(f"to_regclass('{name}')" for name in metadata.tables)
+    with engine.connect() as conn:
+        if all(conn.execute(sa.text(f"SELECT {names}")).one()):
+            return
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
         metadata.create_all(conn, checkfirst=True)

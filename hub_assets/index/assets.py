@@ -101,7 +101,6 @@ def object_rows(
             (o.object_id, o.size_bytes, store.store.uri_for(object_key(o.object_id))) for o in objects
         )
     run.phases_ms["object_insert_ms"] = watch.ms
-    run.counts["objects_written"] = written
     summary = catalog.catalog.object_row_summary([o.object_id for o in objects])
     return dg.MaterializeResult(
         metadata={"objects": len(objects), "written": written, "elapsed_ms": watch.ms},
@@ -134,7 +133,6 @@ def object_refs(
     with Stopwatch().running() as watch:
         written = catalog.catalog.add_object_refs(run.repo_id, ids)
     run.phases_ms["object_refs_ms"] = watch.ms
-    run.counts["object_refs_written"] = written
     present = catalog.catalog.count_refs(run.repo_id, ids)
     return dg.MaterializeResult(
         metadata={"refs": len(ids), "written": written, "elapsed_ms": watch.ms},
@@ -162,7 +160,6 @@ def snapshots(
     with Stopwatch().running() as watch:
         written = catalog.catalog.add_snapshots(run.repo_id, resolved)
     run.phases_ms["snapshot_insert_ms"] = watch.ms
-    run.counts["snapshots_written"] = written
     mismatched = [s.snapshot_id for s in resolved if snapshot_id(s.manifest) != s.snapshot_id]
     return dg.MaterializeResult(
         metadata={
@@ -188,19 +185,26 @@ def commits(context: dg.AssetExecutionContext, source: BundleSource, catalog: Ca
     with Stopwatch().running() as watch:
         written = catalog.catalog.add_commits(run.repo_id, run.bundle.commits)
     run.phases_ms["commit_insert_ms"] = watch.ms
-    run.counts["commits_written"] = written
     stats = _stats(run)
     catalog.catalog.finish_bundle(run.repo_id, run.bundle.bundle_key, "indexed", stats)
     context.log.info(summary_line(context.partition_key, stats))
     return dg.MaterializeResult(metadata={"commits": len(run.bundle.commits), "written": written, **stats})
 
 
-_STAT_KEYS = ["commits_written", "snapshots_written", "objects_written", "object_refs_written"]
-
-
 def _stats(run: BundleRun) -> dict[str, int]:
-    """musehub_bundles.stats (SPEC §7); a phase this run did not execute counts 0."""
-    stats = {key: run.counts.get(key, 0) for key in _STAT_KEYS}
+    """musehub_bundles.stats (SPEC §7); a phase this run did not execute counts 0.
+
+    The counts are the bundle's records, all written once the run succeeds (as the seed job
+    recorded them), not the rows this run newly inserted: those vary with what earlier runs
+    left behind, and a re-run must leave the catalog as one run did. Each asset's metadata
+    keeps its own `written`."""
+    bundle = run.bundle
+    stats = {
+        "commits_written": len(bundle.commits),
+        "snapshots_written": len(bundle.snapshots),
+        "objects_written": len(bundle.objects),
+        "object_refs_written": len(bundle.object_ref_ids()),
+    }
     stats |= {key: run.phases_ms.get(key, 0) for key in PHASE_KEYS}
     stats["bundle_size_bytes"] = run.bundle.size_bytes
     stats["elapsed_ms"] = round((time.perf_counter() - run.started) * 1000)

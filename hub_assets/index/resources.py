@@ -60,7 +60,6 @@ class BundleRun:
     bundle: Bundle
     started: float
     phases_ms: dict[str, int] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
 
 
 class BundleSource(dg.ConfigurableResource):

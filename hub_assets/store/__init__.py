@@ -8,7 +8,7 @@ from dagster_aws.s3 import S3Resource
 from .base import ObjectNotFound, ObjectStore, StoredKey
 from .file import FileStore
 from .layout import object_key, partition_key, split_partition_key, upload_key
-from .s3 import S3Store, s3_client
+from .s3 import S3Store, bulk_client, s3_client
 
 
 def open_store(url: str, s3: S3Resource | None = None, max_connections: int = 100) -> ObjectStore:
@@ -17,8 +17,9 @@ def open_store(url: str, s3: S3Resource | None = None, max_connections: int = 10
     if parsed.scheme == "file" and not parsed.netloc:
         return FileStore(Path(unquote(parsed.path)))
     if parsed.scheme == "s3" and parsed.netloc:
-        client = s3_client(s3 or S3Resource(), max_connections)
-        return S3Store(parsed.netloc, parsed.path, client)
+        settings = s3 or S3Resource()
+        client = s3_client(settings, max_connections)
+        return S3Store(parsed.netloc, parsed.path, client, bulk_client(settings, parsed.netloc, parsed.path))
     raise ValueError(f"object store URL must be s3://bucket[/prefix] or file:///absolute/path, got {url!r}")
 
 
