@@ -10,7 +10,7 @@ from .records import Encoding, ObjectRecord
 _READ_CHUNK = 1024 * 1024
 
 
-def measure_zstd(record: str, content: bytes, limit: int) -> int:
+def measure_zstd(record: str, content: bytes, limit: int, decompressor: zstandard.ZstdDecompressor) -> int:
     """Decoded size of one zstd frame, refusing it once it passes `limit`.
 
     Streams the output in chunks and drops them, so a bomb (tiny frame, huge output) is
@@ -19,12 +19,12 @@ def measure_zstd(record: str, content: bytes, limit: int) -> int:
     """
     size = 0
     try:
-        with zstandard.ZstdDecompressor().stream_reader(content, read_across_frames=False) as reader:
+        with decompressor.stream_reader(content, read_across_frames=False) as reader:
             while chunk := reader.read(_READ_CHUNK):
                 size += len(chunk)
                 if size > limit:
                     raise BundleError(record, f"zstd content decodes to more than {limit} bytes")
-        decoder = zstandard.ZstdDecompressor().decompressobj()
+        decoder = decompressor.decompressobj()
         decoder.decompress(content)
     except zstandard.ZstdError as exc:
         raise BundleError(record, f"zstd content does not decode: {exc}") from None
@@ -40,12 +40,16 @@ def decoded_bytes(obj: ObjectRecord) -> bytes:
     return zstandard.ZstdDecompressor().decompress(obj.content, max_output_size=obj.size_bytes)
 
 
-def object_size(record: str, content: bytes, encoding: Encoding, limit: int) -> int:
+def object_size(
+    record: str, content: bytes, encoding: Encoding, limit: int, decompressor: zstandard.ZstdDecompressor
+) -> int:
+    """Decoded size. A decompressor is reused across objects: making one costs more than
+    decoding a small object."""
     if encoding == "identity":
         if len(content) > limit:
             raise BundleError(record, f"object is larger than {limit} bytes")
         return len(content)
-    return measure_zstd(record, content, limit)
+    return measure_zstd(record, content, limit, decompressor)
 
 
 def verify_object_id(record: str, obj: ObjectRecord) -> None:

@@ -10,6 +10,7 @@ from functools import partial
 from typing import IO, Any
 
 import msgpack
+import zstandard
 
 from .errors import BundleError
 from .limits import MIB, Limits
@@ -99,7 +100,10 @@ def _read_top_map(unpacker: msgpack.Unpacker, limits: Limits) -> dict[str, Any]:
     readers: dict[str, tuple[int, Callable[[str, Any], Any]]] = {
         "commits": (limits.max_commits, check_commit),
         "snapshots": (limits.max_snapshots, partial(check_snapshot, max_entries=limits.max_manifest_entries)),
-        "objects": (limits.max_objects, partial(_object, limits=limits)),
+        "objects": (
+            limits.max_objects,
+            partial(_object, limits=limits, decompressor=zstandard.ZstdDecompressor()),
+        ),
     }
     parts: dict[str, Any] = {}
     for _ in range(entries):
@@ -139,10 +143,10 @@ def _branch_heads(raw: Any) -> dict[str, str]:
     return raw
 
 
-def _object(where: str, raw: Any, limits: Limits) -> ObjectRecord:
+def _object(where: str, raw: Any, limits: Limits, decompressor: zstandard.ZstdDecompressor) -> ObjectRecord:
     object_id, content, encoding = check_object(where, raw)
     where = f"{where} {object_id}"
-    size = object_size(where, content, encoding, limits.max_object_bytes)
+    size = object_size(where, content, encoding, limits.max_object_bytes, decompressor)
     record = ObjectRecord(object_id, content, encoding, size)
     if limits.verify_object_ids:
         verify_object_id(where, record)
