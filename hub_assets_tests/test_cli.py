@@ -1,0 +1,175 @@
+"""`hub-assets` (SPEC §9) through a subprocess, as an operator runs it: real PostgreSQL, file store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from hub_assets.hub import Hub
+from hub_assets_tests.bundle.builders import build_history, fake_id
+from hub_assets_tests.conftest import FIXTURES_DIR
+from hub_assets_tests.hub.conftest import open_hub
+from hub_assets_tests.hub.helpers import load_bundle, load_fixture, push_new
+
+CLI = [sys.executable, "-m", "hub_assets.cli"]
+SMALL = FIXTURES_DIR / "muse-small-history.bundle"
+MERGE = FIXTURES_DIR / "muse-merge.bundle"
+PUSH_KEYS = {"repo_id", "branch", "bundle_key", "partition_key", "head_commit_id"}
+STATUS_KEYS = {"repo_id", "bundle_key", "branch", "status"}
+
+
+@dataclass
+class Cli:
+    env: dict[str, str]
+    cwd: Path
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*CLI, *args], env={**self.env, **(env or {})}, cwd=self.cwd, capture_output=True, timeout=180
+        )
+
+    def ok(self, *args: str) -> bytes:
+        """stdout of a command that must succeed."""
+        done = self.run(*args)
+        assert done.returncode == 0, done.stderr.decode()
+        return done.stdout
+
+    def json(self, *args: str) -> object:
+        return json.loads(self.ok(*args, "--json"))
+
+    def fails(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """The one line a failing command leaves on stderr (nothing on stdout)."""
+        done = self.run(*args, env=env)
+        stderr = done.stderr.decode()
+        assert done.returncode != 0, (done.stdout, stderr)
+        assert len(stderr.splitlines()) == 1, stderr
+        assert done.stdout == b""
+        assert stderr.startswith(f"hub-assets {args[0]}: "), stderr
+        return stderr.strip()
+
+
+@pytest.fixture
+def cli(tmp_path: Path, pg_url: str, file_store_url: str) -> Cli:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "DAGSTER_", "AWS_"))}
+    env |= {"HUB_HOME": str(tmp_path / "hub"), "HUB_DATABASE_URL": pg_url, "HUB_OBJECT_STORE_URL": file_store_url}
+    return Cli(env, tmp_path)
+
+
+@pytest.fixture
+def hub(pg_url: str, file_store_url: str) -> Iterator[Hub]:
+    """The same catalog and store as `cli`, in this process."""
+    yield from open_hub(pg_url, file_store_url)
+
+
+def test_push_index_cat_clone_status(cli: Cli, hub: Hub, tmp_path: Path) -> None:
+    small, merge = load_fixture(SMALL.name), load_fixture(MERGE.name)
+
+    pushed = cli.json("push", str(SMALL), "--repo", "cli-a", "--branch", "main")
+    assert isinstance(pushed, dict) and pushed.keys() >= PUSH_KEYS
+    key = pushed["bundle_key"]
+    assert pushed == pushed | {
+        "repo_id": "cli-a",
+        "branch": "main",
+        "partition_key": f"cli-a/{key}",
+        "head_commit_id": small.head,  # from branch_heads
+    }
+    assert cli.ok("index", pushed["partition_key"]).decode().startswith(f"indexed cli-a/{key}")
+
+    indexed = cli.json("push", str(MERGE), "--repo", "cli-b", "--branch", "main", "--index")
+    assert isinstance(indexed, dict) and indexed.keys() >= PUSH_KEYS
+    assert indexed["head_commit_id"] == merge.head
+
+    binary = max(small.contents, key=lambda i: (len(small.contents[i]), i))
+    assert cli.ok("cat", "--repo", "cli-a", binary) == small.contents[binary]
+
+    out = tmp_path / "clone.bundle"
+    cli.ok("clone", "--repo", "cli-b", "--branch", "main", str(out))
+    cloned = load_bundle(out.read_bytes(), "clone")
+    assert (cloned.commits, cloned.manifests, cloned.contents) == (merge.commits, merge.manifests, merge.contents)
+
+    status = cli.json("status")
+    assert isinstance(status, list) and all(s.keys() >= STATUS_KEYS and "error" not in s for s in status)
+    assert {(s["repo_id"], s["bundle_key"], s["branch"], s["status"]) for s in status} == {
+        ("cli-a", key, "main", "indexed"),
+        ("cli-b", indexed["bundle_key"], "main", "indexed"),
+    }
+    assert hub.catalog.branch_head("cli-b", "main") == merge.head
+
+
+def test_push_index_failure_is_reported_and_listed_as_failed(cli: Cli, tmp_path: Path) -> None:
+    # Deltas over a base this repo does not hold: push accepts it, the index refuses it.
+    orphan = build_history(2, 3, seed=3, after=build_history(1, 3, seed=3))
+    path = tmp_path / "orphan.bundle"
+    path.write_bytes(orphan.wire())
+
+    line = cli.fails("push", str(path), "--repo", "cli-a", "--branch", "main", "--index")
+    assert "pushed, but indexing failed" in line and "base" in line
+
+    [status] = cli.json("status", "--repo", "cli-a")
+    assert status["status"] == "failed" and status.keys() >= STATUS_KEYS
+    assert "base" in status["error"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    args: list[str]
+    reason: str  # a substring of the one line on stderr
+    setup: Callable[[Hub, Path], None] = lambda hub, tmp: None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _write_notes(hub: Hub, tmp: Path) -> None:
+    (tmp / "notes.txt").write_text("not a bundle\n")
+
+
+def _push_small(hub: Hub, tmp: Path) -> None:
+    small = load_fixture(SMALL.name)
+    push_new(hub, "cli-a", small.data, small.head)
+
+
+FAILURES = {
+    "push-not-a-bundle": Failure(
+        ["push", "notes.txt", "--repo", "cli-a", "--branch", "main"], "not a msgpack map", _write_notes
+    ),
+    "push-branch-moved": Failure(
+        ["push", str(MERGE), "--repo", "cli-a", "--branch", "main"],
+        "does not descend from the head of 'main'",
+        _push_small,
+    ),
+    "index-garbage-key": Failure(["index", "not-a-partition-key"], "'not-a-partition-key' is not <repo_id>/<64 hex"),
+    "cat-unknown-object": Failure(["cat", "--repo", "cli-a", fake_id("x")], f"object {fake_id('x')} not found"),
+    "clone-unknown-branch": Failure(["clone", "--repo", "cli-a", "--branch", "nope", "out"], "branch 'nope' not found"),
+    "status-bad-database": Failure(
+        ["status"], "connection failed", env={"HUB_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none"}
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FAILURES.values(), ids=FAILURES.keys())
+def test_a_failing_command_exits_non_zero_with_one_line(cli: Cli, hub: Hub, tmp_path: Path, case: Failure) -> None:
+    case.setup(hub, tmp_path)
+    heads = {"main": hub.catalog.branch_head("cli-a", "main")}
+    assert case.reason in cli.fails(*case.args, env=case.env)
+    # Nothing moved, nothing recorded beyond the setup.
+    assert {"main": hub.catalog.branch_head("cli-a", "main")} == heads
+    assert not (tmp_path / "out").exists()
+    assert len(hub.catalog.bundle_rows()) == (1 if heads["main"] else 0)
+
+
+def test_push_with_explicit_head_fast_forwards_an_existing_branch(cli: Cli, hub: Hub, tmp_path: Path) -> None:
+    base = build_history(2, 3, seed=4)
+    more = build_history(2, 3, seed=4, after=base)
+    push_new(hub, "cli-a", base.wire(), base.head)  # not indexed: only the bundle knows the way back
+    path = tmp_path / "more.bundle"
+    path.write_bytes(more.wire())
+
+    pushed = cli.json("push", str(path), "--repo", "cli-a", "--branch", "main", "--head", more.commit_ids[0])
+    assert isinstance(pushed, dict) and pushed["head_commit_id"] == more.commit_ids[0]
+    assert hub.catalog.branch_head("cli-a", "main") == more.commit_ids[0]
