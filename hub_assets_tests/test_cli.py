@@ -173,3 +173,10 @@ def test_push_with_explicit_head_fast_forwards_an_existing_branch(cli: Cli, hub:
     pushed = cli.json("push", str(path), "--repo", "cli-a", "--branch", "main", "--head", more.commit_ids[0])
     assert isinstance(pushed, dict) and pushed["head_commit_id"] == more.commit_ids[0]
     assert hub.catalog.branch_head("cli-a", "main") == more.commit_ids[0]
+
+
+def test_index_of_a_partition_without_upload_fails_at_once_naming_it(cli: Cli, hub: Hub) -> None:
+    key = f"cli-a/{fake_id('missing')}"
+    assert f"no upload at uploads/{key}" in cli.fails("index", key)
+    [row] = hub.catalog.bundle_rows("cli-a")
+    assert row.status == "failed" and "no upload" in row.stats["error"]

@@ -9,7 +9,7 @@ import dagster as dg
 
 from ..bundle import BundleError, decoded_bytes
 from ..bundle.identity import snapshot_id
-from ..store import object_key
+from ..store import ObjectNotFound, object_key, upload_key
 from .partitions import bundles
 from .resources import BundleRun, BundleSource, CatalogResource, ObjectStoreResource
 from .timing import PHASE_KEYS, Stopwatch, summary_line
@@ -33,6 +33,10 @@ def _load(context: dg.AssetExecutionContext, source: BundleSource) -> BundleRun:
         return source.load(context.partition_key)
     except (BundleError, ValueError) as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None
+    except ObjectNotFound:
+        # No upload under the key: nothing a retry could fix.
+        reason = f"bundle {context.partition_key}: no upload at {upload_key(context.partition_key)}"
+        raise dg.Failure(description=reason, allow_retries=False) from None
 
 
 @dg.asset(**_common, kinds={"msgpack"})

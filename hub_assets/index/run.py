@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ..settings import pool_limits
+from ..store import split_partition_key
 from .job import index_bundle
 from .partitions import bundles
 
@@ -27,11 +28,17 @@ def apply_pool_limits(instance: dg.DagsterInstance, limits: dict[str, int] | Non
 def index_partitions(
     defs: dg.Definitions, instance: dg.DagsterInstance, partition_keys: Sequence[str]
 ) -> list[IndexOutcome]:
-    """Materialize each partition with the `index_bundle` job; failures are returned, not raised."""
-    instance.add_dynamic_partitions(bundles.name, list(partition_keys))
+    """Materialize each partition with the `index_bundle` job; failures are returned, not raised.
+    A key that is not `<repo_id>/<64 hex>` fails without becoming a partition."""
+    valid = [key for key in partition_keys if split_partition_key(key)]
+    instance.add_dynamic_partitions(bundles.name, valid)
     job = defs.resolve_job_def(index_bundle.name)
     outcomes = []
     for key in partition_keys:
+        if key not in valid:
+            reason = f"partition key {key[:200]!r} is not <repo_id>/<64 hex bundle key>"
+            outcomes.append(IndexOutcome(key, False, "", reason))
+            continue
         result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
         outcomes.append(IndexOutcome(key, result.success, result.run_id, None if result.success else _reason(result)))
     return outcomes
