@@ -40,12 +40,16 @@ def inline_object_max_bytes() -> int:
     return _int("HUB_INLINE_OBJECT_MAX_BYTES", MIB)
 
 
+IN_FLIGHT = 100
+CHUNK_ROWS = 5000
+
+
 def objects_in_flight() -> int:
-    return _int("HUB_OBJECTS_IN_FLIGHT", 100)
+    return _int("HUB_OBJECTS_IN_FLIGHT", IN_FLIGHT)
 
 
 def catalog_chunk_rows() -> int:
-    return _int("HUB_CATALOG_CHUNK_ROWS", 5000)
+    return _int("HUB_CATALOG_CHUNK_ROWS", CHUNK_ROWS)
 
 
 def pool_limits() -> dict[str, int]:

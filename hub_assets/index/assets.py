@@ -3,11 +3,12 @@ bundle -> object blobs -> object rows -> object refs, bundle -> snapshots, then 
 
 import time
 import warnings
+from collections.abc import Callable
 from functools import partial
 
 import dagster as dg
 
-from ..bundle import BundleError, decoded_bytes
+from ..bundle import BundleError, ObjectRecord, decoded_bytes
 from ..bundle.identity import snapshot_id
 from ..store import ObjectNotFound, object_key, upload_key
 from .partitions import bundles
@@ -68,8 +69,9 @@ def object_blobs(
     with Stopwatch().running() as watch:
         stored = catalog.catalog.promoted_objects(o.object_id for o in run.bundle.objects)
         missing = [o for o in run.bundle.objects if o.object_id not in stored]
+        inline = catalog.catalog.inline_copies(o.object_id for o in missing)
         written = store.store.put_many(
-            ((object_key(o.object_id), partial(decoded_bytes, o)) for o in missing), store.in_flight
+            ((object_key(o.object_id), _first_registered(o, inline)) for o in missing), store.puts_in_flight
         )
     run.phases_ms["object_puts_ms"] = watch.ms
     return dg.MaterializeResult(
@@ -78,10 +80,18 @@ def object_blobs(
             "already_stored": len(run.bundle.objects) - len(missing),
             "written": written,
             "bytes_put": sum(o.size_bytes for o in missing),
-            "in_flight": store.in_flight,
+            "in_flight": store.puts_in_flight,
             "elapsed_ms": watch.ms,
         }
     )
+
+
+def _first_registered(obj: ObjectRecord, inline: dict[str, bytes]) -> Callable[[], bytes]:
+    """The bytes to store for `obj`: those a push already registered inline under its id, if any,
+    else the bundle's. Write-once (SPEC §2): a later bundle declaring the id with other bytes must
+    not get them promoted in place of the row's, whichever bundle is indexed first."""
+    cached = inline.get(obj.object_id)
+    return partial(decoded_bytes, obj) if cached is None else partial(bytes, cached)
 
 
 @dg.asset(

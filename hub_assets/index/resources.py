@@ -1,7 +1,7 @@
 """Resources: the catalog, the object store, and the run's decoded bundles."""
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -9,7 +9,7 @@ from pydantic import Field, PrivateAttr
 
 from ..bundle import Bundle, Limits, decode_bundle
 from ..catalog import Catalog
-from ..settings import bundle_limits, catalog_chunk_rows, objects_in_flight
+from ..settings import CHUNK_ROWS, IN_FLIGHT, bundle_limits, catalog_chunk_rows, objects_in_flight
 from ..store import ObjectStore, open_store, split_partition_key, upload_key
 from .timing import TimedStream
 
@@ -18,11 +18,11 @@ class CatalogResource(dg.ConfigurableResource):
     """The PostgreSQL catalog; one connection pool per run."""
 
     url: str = Field(description="SQLAlchemy URL, postgresql+psycopg://…")
-    chunk_rows: int = Field(default_factory=catalog_chunk_rows, description="Rows per bulk write chunk.")
+    chunk_rows: int | None = Field(default=None, description=f"Rows per bulk write chunk; unset: {CHUNK_ROWS}.")
     _catalog: Catalog = PrivateAttr()
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._catalog = Catalog.connect(self.url, self.chunk_rows)
+        self._catalog = Catalog.connect(self.url, self.chunk_rows or catalog_chunk_rows())
         self._catalog.create_schema()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -38,11 +38,13 @@ class ObjectStoreResource(dg.ConfigurableResource):
 
     url: str = Field(description="s3://bucket[/prefix] or file:///absolute/path")
     s3: dg.ResourceDependency[S3Resource]
-    in_flight: int = Field(default_factory=objects_in_flight, description="Object writes in flight per step.")
+    in_flight: int | None = Field(default=None, description=f"Object writes in flight per step; unset: {IN_FLIGHT}.")
     _store: ObjectStore = PrivateAttr()
+    _in_flight: int = PrivateAttr()
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._store = open_store(self.url, self.s3, max_connections=self.in_flight)
+        self._in_flight = self.in_flight or objects_in_flight()
+        self._store = open_store(self.url, self.s3, max_connections=self._in_flight)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._store.close()
@@ -50,6 +52,10 @@ class ObjectStoreResource(dg.ConfigurableResource):
     @property
     def store(self) -> ObjectStore:
         return self._store
+
+    @property
+    def puts_in_flight(self) -> int:
+        return self._in_flight
 
 
 @dataclass
@@ -72,30 +78,21 @@ class BundleSource(dg.ConfigurableResource):
 
     catalog: dg.ResourceDependency[CatalogResource]
     store: dg.ResourceDependency[ObjectStoreResource]
-    max_commits: int = Field(default_factory=lambda: bundle_limits().max_commits)
-    max_snapshots: int = Field(default_factory=lambda: bundle_limits().max_snapshots)
-    max_objects: int = Field(default_factory=lambda: bundle_limits().max_objects)
-    max_manifest_entries: int = Field(
-        default_factory=lambda: bundle_limits().max_manifest_entries, description="Per resolved snapshot."
-    )
-    max_object_bytes: int = Field(
-        default_factory=lambda: bundle_limits().max_object_bytes, description="Decoded size of one object."
-    )
-    verify_object_ids: bool = Field(
-        default_factory=lambda: bundle_limits().verify_object_ids,
-        description="Hash every object against its declared id (for hubs taking untrusted pushes).",
+    # Unset limits come from the HUB_* variables when the run starts, not when the code loads,
+    # so a long-lived process sees the environment of each run.
+    max_commits: int | None = Field(default=None, description="Commits per bundle.")
+    max_snapshots: int | None = Field(default=None, description="Snapshots per bundle.")
+    max_objects: int | None = Field(default=None, description="Objects per bundle.")
+    max_manifest_entries: int | None = Field(default=None, description="Entries per resolved snapshot.")
+    max_object_bytes: int | None = Field(default=None, description="Decoded size of one object.")
+    verify_object_ids: bool | None = Field(
+        default=None, description="Hash every object against its declared id (for hubs taking untrusted pushes)."
     )
     _runs: dict[str, BundleRun] = PrivateAttr(default_factory=dict)
 
     def _limits(self) -> Limits:
-        return Limits(
-            max_commits=self.max_commits,
-            max_snapshots=self.max_snapshots,
-            max_objects=self.max_objects,
-            max_manifest_entries=self.max_manifest_entries,
-            max_object_bytes=self.max_object_bytes,
-            verify_object_ids=self.verify_object_ids,
-        )
+        configured = {name: getattr(self, name) for name in vars(Limits())}
+        return replace(bundle_limits(), **{name: value for name, value in configured.items() if value is not None})
 
     def load(self, partition_key: str) -> BundleRun:
         """The partition's bundle; raises BundleError when it must be refused."""

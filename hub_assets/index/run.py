@@ -1,5 +1,7 @@
 """Index partitions now, in this process: what `hub-assets index` and the tests call."""
 
+import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -9,6 +11,9 @@ from ..settings import pool_limits
 from ..store import split_partition_key
 from .job import index_bundle
 from .partitions import bundles
+
+HOST_TAG = "hub/host"
+PID_TAG = "hub/pid"
 
 
 @dataclass(frozen=True)
@@ -31,17 +36,45 @@ def index_partitions(
     """Materialize each partition with the `index_bundle` job; failures are returned, not raised.
     A key that is not `<repo_id>/<64 hex>` fails without becoming a partition."""
     valid = [key for key in partition_keys if split_partition_key(key)]
+    release_dead_runs(instance)
     instance.add_dynamic_partitions(bundles.name, valid)
     job = defs.resolve_job_def(index_bundle.name)
+    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
     outcomes = []
     for key in partition_keys:
         if key not in valid:
             reason = f"partition key {key[:200]!r} is not <repo_id>/<64 hex bundle key>"
             outcomes.append(IndexOutcome(key, False, "", reason))
             continue
-        result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
+        result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False, tags=tags)
         outcomes.append(IndexOutcome(key, result.success, result.run_id, None if result.success else _reason(result)))
     return outcomes
+
+
+def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Fail the runs this host started in a process that is gone (SIGKILL, OOM) and free their
+    pool slots. Such a run stays STARTED and keeps its slots, and no daemon watches an in-process
+    run, so every later run would wait for those slots for ever."""
+    host = socket.gethostname()
+    runs = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={HOST_TAG: host}))
+    released = []
+    for run in runs:
+        pid = int(run.tags[PID_TAG])
+        if not _process_alive(pid):
+            instance.report_run_failed(run, f"its process {pid} on {host} is gone")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            released.append(run.run_id)
+    return released
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _reason(result: dg.ExecuteInProcessResult) -> str:
