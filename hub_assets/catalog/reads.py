@@ -61,6 +61,16 @@ class CatalogReads:
         )
         return {row[0] for row in self._all(query)}
 
+    def inline_copies(self, object_ids: Iterable[str]) -> dict[str, bytes]:
+        """The inline bytes (content_cache) of the pending rows among `object_ids`."""
+        table = schema.objects
+        query = sa.select(table.c.object_id, table.c.content_cache).where(
+            table.c.object_id == sa.func.any(text_array(list(object_ids))),
+            table.c.storage_uri == PENDING,
+            table.c.content_cache.is_not(None),
+        )
+        return {object_id: bytes(data) for object_id, data in self._all(query)}
+
     def registered_objects(self, repo_id: str, object_ids: Iterable[str]) -> set[str]:
         """The ids among `object_ids` the repo may serve: referenced by it, and with a row."""
         refs, objects = schema.object_refs, schema.objects
