@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import tempfile
@@ -26,17 +25,6 @@ VOLATILE_COLUMNS = frozenset({"created_at", "updated_at", "indexed_at", "pushed_
 CATALOG_TABLES = ("musehub_objects", "musehub_object_refs", "musehub_snapshots", "musehub_commits")
 
 
-def load_definitions() -> dg.Definitions:
-    """A fresh `hub_assets.definitions.defs`, as a new code-location process would load it with the
-    environment as it is now. Settings such as HUB_MAX_* are read when the resources are built,
-    so a test that changes them needs its own load."""
-    spec = importlib.util.find_spec(definitions.__name__)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.defs
-
-
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -55,9 +43,6 @@ class UploadEnv:
     store: ObjectStore
     instance: dg.DagsterInstance
     defs: dg.Definitions = field(init=False, default=definitions.defs)
-
-    def reload_definitions(self) -> None:
-        self.defs = load_definitions()
 
     def upload(self, repo_id: str, data: bytes, bundle_key: str | None = None) -> str:
         """Put `data` under uploads/<repo_id>/<bundle_key> (default: its sha256); return the partition key."""
