@@ -52,6 +52,11 @@ def catalog_chunk_rows() -> int:
     return _int("HUB_CATALOG_CHUNK_ROWS", CHUNK_ROWS)
 
 
+def s3_timeout_s() -> int:
+    """Seconds an S3 request may take before it fails and is retried (both S3 clients)."""
+    return _int("HUB_S3_TIMEOUT_S", 120)
+
+
 def pool_limits() -> dict[str, int]:
     """Dagster pool slots, applied to the instance at start-up (dagster.yaml holds only a default)."""
     return {

@@ -84,5 +84,10 @@ def _reason(result: dg.ExecuteInProcessResult) -> str:
             if failure.user_failure_data and failure.user_failure_data.description:
                 return failure.user_failure_data.description
             if failure.error:
-                return failure.error.message.strip()
+                # Retries exhausted: "Exceeded max_retries of 3", caused by the error itself.
+                root = failure.error
+                while root.cause:
+                    root = root.cause
+                top = failure.error.message.strip()
+                return top if root is failure.error else f"{root.message.strip()} ({top})"
     return "run failed"

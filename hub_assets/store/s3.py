@@ -14,6 +14,7 @@ from dagster_aws.s3 import S3Resource
 from obstore.exceptions import AlreadyExistsError, PreconditionError
 from obstore.store import S3Store as ObstoreS3
 
+from ..settings import s3_timeout_s
 from .base import ObjectNotFound, ObjectStore, StoredKey
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
@@ -35,6 +36,8 @@ def s3_client(settings: S3Resource, max_connections: int) -> Any:
         aws_session_token=settings.aws_session_token,
         config=Config(
             max_pool_connections=max_connections,
+            connect_timeout=s3_timeout_s(),
+            read_timeout=s3_timeout_s(),
             retries={"max_attempts": settings.max_attempts, "mode": "standard"},
         ),
     )
@@ -56,7 +59,10 @@ def bulk_client(settings: S3Resource, bucket: str, prefix: str) -> ObstoreS3:
     return ObstoreS3(
         bucket,
         prefix=prefix.strip("/") or None,
-        client_options={"allow_http": bool(endpoint and endpoint.startswith("http://")), "timeout": "120s"},
+        client_options={
+            "allow_http": bool(endpoint and endpoint.startswith("http://")),
+            "timeout": f"{s3_timeout_s()}s",
+        },
         retry_config={"max_retries": settings.max_attempts, "retry_timeout": timedelta(seconds=120)},
         **{key: value for key, value in explicit.items() if value},
     )
