@@ -32,14 +32,18 @@ from typing import Any
 
 import boto3
 import psycopg
-from psycopg import sql
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 WORK = HERE / ".work"
 sys.path.insert(0, str(REPO))
 
-from hub_assets.embedded_postgres import libpq_conninfo, with_database  # noqa: E402
+from hub_assets.embedded_postgres import (  # noqa: E402
+    create_scratch_database,
+    drop_database,
+    libpq_conninfo,
+    with_database,
+)
 from hub_assets.sample import SampleSpec, write_sample  # noqa: E402
 
 PYTHON = sys.executable
@@ -69,18 +73,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def create_database(admin_url: str, prefix: str) -> str:
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(libpq_conninfo(admin_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return name
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(libpq_conninfo(admin_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 class S3rver:
@@ -263,7 +255,7 @@ def _catalog_counts(admin_url: str, database: str) -> tuple[dict[str, int], list
 
 def run_once(mode: str, target: Target, bundle: BundleInfo, admin_url: str, dagster_pg_url: str) -> dict[str, Any]:
     token = uuid.uuid4().hex[:12]
-    database = create_database(admin_url, "hubbench")
+    database = create_scratch_database(admin_url, "hubbench")
     database_url = with_database(admin_url, database)
     store_url, drop_store = _fresh_store(target, bundle, token)
     home = WORK / "homes" / token
@@ -485,7 +477,7 @@ def main() -> int:
     load = os.getloadavg()
     code = code_version()
     bundles = {scale: ensure_bundle(scale) for scale in scales}
-    dagster_db = create_database(args.pg_admin, "hubbench_dagster")
+    dagster_db = create_scratch_database(args.pg_admin, "hubbench_dagster")
     dagster_pg_url = with_database(args.pg_admin, dagster_db).replace("+psycopg://", "+psycopg2://", 1)
     sections: list[str] = []
     per_object: dict[tuple[str, float], dict[str, float]] = {}

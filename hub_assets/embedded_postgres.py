@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 import warnings
 from pathlib import Path
 from types import ModuleType
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL, make_url
 
@@ -98,3 +100,17 @@ def ensure_database(base_url: str, database: str) -> str:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
             conn.execute(f'CREATE DATABASE "{database}"')
     return with_database(base_url, database)
+
+
+def create_scratch_database(admin_url: str, prefix: str) -> str:
+    """A new, uniquely named database on the server of `admin_url`; returns its name."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq_conninfo(admin_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    # FORCE: a leaked connection (or pool) must not keep the database alive.
+    with psycopg.connect(libpq_conninfo(admin_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

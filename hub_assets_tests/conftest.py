@@ -9,12 +9,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
-import psycopg
 import pytest
 from moto.server import ThreadedMotoServer
-from psycopg import sql
 
-from hub_assets.embedded_postgres import ensure_server, libpq_conninfo, server_answers, with_database
+from hub_assets.embedded_postgres import (
+    create_scratch_database,
+    drop_database,
+    ensure_server,
+    server_answers,
+    with_database,
+)
 
 MACHINE_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 EMBEDDED_PG_DIR = Path("~/.cache/hub_assets_test_pg")
@@ -22,16 +26,7 @@ FIXTURES_DIR = Path(__file__).parent / "fixtures"
 
 
 def create_database(admin_url: str) -> str:
-    name = f"hubtest_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(libpq_conninfo(admin_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return name
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    # FORCE: a test that leaked a connection (or a pool) must not keep its database alive.
-    with psycopg.connect(libpq_conninfo(admin_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    return create_scratch_database(admin_url, "hubtest")
 
 
 @pytest.fixture(scope="session")
