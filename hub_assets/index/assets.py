@@ -143,7 +143,7 @@ def object_refs(
 ) -> dg.MaterializeResult:
     """musehub_object_refs: the repo may serve every object of the bundle and of its manifests."""
     run = _load(context, source)
-    ids = sorted(run.bundle.object_ref_ids())
+    ids = run.ref_ids
     with Stopwatch().running() as watch:
         written = catalog.catalog.add_object_refs(run.repo_id, ids)
     run.phases_ms["object_refs_ms"] = watch.ms
@@ -217,7 +217,7 @@ def _stats(run: BundleRun) -> dict[str, int]:
         "commits_written": len(bundle.commits),
         "snapshots_written": len(bundle.snapshots),
         "objects_written": len(bundle.objects),
-        "object_refs_written": len(bundle.object_ref_ids()),
+        "object_refs_written": len(run.ref_ids),
     }
     stats |= {key: run.phases_ms.get(key, 0) for key in PHASE_KEYS}
     stats["bundle_size_bytes"] = run.bundle.size_bytes

@@ -2,6 +2,7 @@
 
 import time
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -66,6 +67,11 @@ class BundleRun:
     bundle: Bundle
     started: float
     phases_ms: dict[str, int] = field(default_factory=dict)
+
+    @cached_property
+    def ref_ids(self) -> list[str]:
+        """The bundle's object refs, sorted; one pass over every manifest entry, so made once a run."""
+        return sorted(self.bundle.object_ref_ids())
 
 
 class BundleSource(dg.ConfigurableResource):
