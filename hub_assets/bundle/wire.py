@@ -85,9 +85,17 @@ def _unpack_reason(exc: Exception) -> str:
         return "truncated msgpack"
     if isinstance(exc, UnicodeDecodeError):
         return "a string is not valid UTF-8"
-    if isinstance(exc, msgpack.BufferFull | ValueError) and "exceeds" in str(exc).lower():
-        return f"a record is larger than the limit: {exc}"
+    if _too_large(exc):
+        return TOO_LARGE
     return f"not valid msgpack: {exc}"
+
+
+TOO_LARGE = "larger than the per-record limit (the object size limit plus 4 MiB)"
+
+
+def _too_large(exc: Exception) -> bool:
+    # BufferFull carries no message; the length limits raise ValueError("… exceeds max_…_len").
+    return isinstance(exc, msgpack.BufferFull) or (isinstance(exc, ValueError) and "exceeds" in str(exc))
 
 
 def _read_top_map(unpacker: msgpack.Unpacker, limits: Limits) -> dict[str, Any]:
@@ -135,6 +143,10 @@ def _unpack_record(unpacker: msgpack.Unpacker, where: str) -> Any:
         return unpacker.unpack()
     except UnicodeDecodeError:
         raise BundleError(where, "a string is not valid UTF-8") from None
+    except (msgpack.BufferFull, ValueError) as exc:
+        if _too_large(exc):
+            raise BundleError(where, TOO_LARGE) from None
+        raise
 
 
 def _branch_heads(raw: Any) -> dict[str, str]:

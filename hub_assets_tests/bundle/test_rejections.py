@@ -643,3 +643,9 @@ def test_muse_wire_layout_is_what_the_builders_write() -> None:
     assert set(unpacked) == {"commits", "snapshots", "objects", "branch_heads"}
     assert isinstance(unpacked["objects"][0]["content"], bytes)
     assert unpacked["objects"][0]["encoding"] == "zstd"
+
+
+def test_record_larger_than_the_unpacker_buffer_is_named() -> None:
+    huge = {"object_id": fake_id("huge"), "content": b"x" * (6 * 1024 * 1024)}
+    data = pack(make_bundle(objects=[huge]))
+    rejected(data, "objects[0]", "larger than the per-record limit", limits=Limits(max_object_bytes=1024))
