@@ -253,7 +253,9 @@ def _catalog_counts(admin_url: str, database: str) -> tuple[dict[str, int], list
     return counts, sample
 
 
-def run_once(mode: str, target: Target, bundle: BundleInfo, admin_url: str, dagster_pg_url: str) -> dict[str, Any]:
+def run_once(
+    mode: str, target: Target, bundle: BundleInfo, admin_url: str, dagster_pg_url: str, profile_dir: Path | None
+) -> dict[str, Any]:
     token = uuid.uuid4().hex[:12]
     database = create_scratch_database(admin_url, "hubbench")
     database_url = with_database(admin_url, database)
@@ -271,6 +273,8 @@ def run_once(mode: str, target: Target, bundle: BundleInfo, admin_url: str, dags
             "HUB_DAGSTER_PG_URL": dagster_pg_url,
         }
     )
+    if profile_dir and mode == "project":
+        env["HUB_BENCH_PROFILE"] = str(profile_dir / f"{target.kind}-x{bundle.scale:g}-{token}.txt")
     out = home / "result.json"
     log = WORK / "logs" / f"{target.kind}-x{bundle.scale:g}-{mode}-{token}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -464,7 +468,15 @@ def main() -> int:
         default=WORK,
         help="directory for the file stores and s3rver's data (default benchmarks/.work; /dev/shm takes the disk out)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="directory: profile every project run with pyinstrument (pip install pyinstrument), one text file each",
+    )
     args = parser.parse_args()
+    if args.profile:
+        args.profile = args.profile.resolve()
+        args.profile.mkdir(parents=True, exist_ok=True)
     scales = [float(s) for s in args.scales.split(",")]
     args.scratch = args.scratch.resolve()
     args.scratch.mkdir(parents=True, exist_ok=True)
@@ -509,7 +521,7 @@ def main() -> int:
                     runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "project": []}
                     for repeat in range(args.repeats):
                         for mode in ("baseline", "project"):
-                            result = run_once(mode, target, bundle, args.pg_admin, dagster_pg_url)
+                            result = run_once(mode, target, bundle, args.pg_admin, dagster_pg_url, args.profile)
                             runs[mode].append(result)
                             wall = result["phases"]["total"] if mode == "baseline" else result["wall_s"]
                             print(

@@ -9,13 +9,31 @@ once, so no timed run pays for them. The environment (HUB_*, DAGSTER_HOME, AWS_*
 the parent. Imports and instance creation are timed apart from the run itself.
 """
 
+import contextlib
 import json
+import os
 import resource
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 _STARTED = time.perf_counter()
+
+
+@contextlib.contextmanager
+def _profiled() -> Iterator[None]:
+    """With HUB_BENCH_PROFILE=<file>, profile the timed run with pyinstrument (run.py --profile)."""
+    target = os.environ.get("HUB_BENCH_PROFILE")
+    if not target:
+        yield
+        return
+    from pyinstrument import Profiler
+
+    with Profiler(interval=0.0005, async_mode="disabled") as profiler:
+        yield
+    Path(target).write_text(profiler.output_text(unicode=True, color=False, show_all=False, timeline=False))
+    profiler.last_session.save(str(Path(target).with_suffix(".pyisession")))
 
 
 def _project(partition_key: str) -> dict:
@@ -29,9 +47,10 @@ def _project(partition_key: str) -> dict:
     apply_pool_limits(instance)
     ready = time.perf_counter()
     try:
-        start = time.perf_counter()
-        [outcome] = index_partitions(defs, instance, [partition_key])
-        wall = time.perf_counter() - start
+        with _profiled():
+            start = time.perf_counter()
+            [outcome] = index_partitions(defs, instance, [partition_key])
+            wall = time.perf_counter() - start
     finally:
         instance.dispose()
     import sqlalchemy as sa

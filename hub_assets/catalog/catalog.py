@@ -1,22 +1,31 @@
 """The catalog: every read and write of the index and of the hub's sync paths."""
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ..bundle import CommitRecord, Manifest, ResolvedSnapshot
 from . import schema
-from .bulk import copy_rows
-from .reads import CatalogReads
+from .bulk import copy_new_rows, copy_rows
+from .reads import CatalogReads, text_array
 from .schema import PENDING
 
 
 def to_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def manifest_json(manifest: Manifest) -> Jsonb:
+    # Manifests are most of a bundle's catalog bytes (33 MB at the reference push): orjson
+    # encodes them 5-10x faster than json, to the same text (paths and ids are plain strings).
+    # Jsonb, not text: a binary COPY must send jsonb's own wire format.
+    return Jsonb(manifest, dumps=orjson.dumps)
 
 
 class RepoView:
@@ -91,13 +100,26 @@ class Catalog(CatalogReads):
             "ON CONFLICT DO NOTHING",
         )
 
-    def add_snapshots(self, repo_id: str, snapshots: Iterable[ResolvedSnapshot]) -> int:
-        return self._copy(
-            schema.snapshots,
-            ["repo_id", "snapshot_id", "manifest", "created_at"],
-            ((repo_id, s.snapshot_id, to_json(s.manifest), _moment(s.created_at)) for s in snapshots),
-            "ON CONFLICT DO NOTHING",
-        )
+    def add_snapshots(self, repo_id: str, snapshots: Sequence[ResolvedSnapshot]) -> int:
+        """Snapshot rows not yet in the catalog. Manifests are most of the catalog's bytes, so
+        the rows already present are skipped by id first and the rest bypass staging."""
+        table = schema.snapshots
+        with self.engine.begin() as conn:
+            present = set(
+                conn.execute(
+                    sa.select(table.c.snapshot_id).where(
+                        table.c.repo_id == repo_id,
+                        table.c.snapshot_id == sa.func.any(text_array([s.snapshot_id for s in snapshots])),
+                    )
+                ).scalars()
+            )
+            rows = (
+                (repo_id, s.snapshot_id, manifest_json(s.manifest), _moment(s.created_at))
+                for s in snapshots
+                if s.snapshot_id not in present
+            )
+            columns = ["repo_id", "snapshot_id", "manifest", "created_at"]
+            return copy_new_rows(conn, table, columns, rows, "ON CONFLICT DO NOTHING", self.chunk_rows)
 
     def add_commits(self, repo_id: str, commits: Iterable[CommitRecord]) -> int:
         columns = ["repo_id", "commit_id", "parent_ids", "snapshot_id", "message", "author"]

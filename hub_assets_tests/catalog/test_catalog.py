@@ -206,6 +206,35 @@ def test_chunking_by_bytes() -> None:
     assert list(batched([], 3, 10)) == []
 
 
+def test_snapshots_skip_present_rows_and_write_the_rest(catalog: Catalog) -> None:
+    records = snapshot_records(10)
+    assert catalog.add_snapshots(REPO, records[2:5]) == 3
+    assert catalog.add_snapshots(REPO, records) == 7
+    assert catalog.add_snapshots(OTHER_REPO, records) == 10
+    assert catalog.view(REPO).snapshot_manifests({r.snapshot_id for r in records}) == {
+        r.snapshot_id: r.manifest for r in records
+    }
+
+
+def test_direct_copy_meeting_a_concurrent_row_falls_back_within_the_transaction(catalog: Catalog) -> None:
+    """A row written by another run between the caller's check and its COPY: the chunk is
+    rolled back to a savepoint and written through ON CONFLICT; earlier writes of the same
+    transaction stay."""
+    from hub_assets.catalog import schema
+    from hub_assets.catalog.bulk import copy_new_rows
+    from hub_assets.catalog.catalog import manifest_json
+
+    records = snapshot_records(6)
+    catalog.add_snapshots(REPO, records[3:4])
+    columns = ["repo_id", "snapshot_id", "manifest", "created_at"]
+    rows = [(REPO, r.snapshot_id, manifest_json(r.manifest), datetime.fromisoformat(r.created_at)) for r in records]
+    with catalog.engine.begin() as conn:
+        assert copy_new_rows(conn, schema.snapshots, columns, rows[:2], "ON CONFLICT DO NOTHING", 2) == 2
+        assert copy_new_rows(conn, schema.snapshots, columns, rows[2:], "ON CONFLICT DO NOTHING", 2) == 3
+    expected = {r.snapshot_id: r.manifest for r in records}
+    assert catalog.view(REPO).snapshot_manifests(set(expected)) == expected
+
+
 # --- objects: pending, promotion, write-once --------------------------------------------------
 
 
