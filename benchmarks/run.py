@@ -8,7 +8,7 @@ For each store (file://, S3 on a loopback s3rver) and scale of the reference pus
 `repeats` times each. Every run is a fresh subprocess (benchmarks/worker.py) against a fresh
 catalog database on the PostgreSQL at --pg-admin and a fresh store (new directory / new
 bucket), with the bundle already uploaded under uploads/. Peak RSS is the subprocess's
-ru_maxrss (os.wait4). Prints one table per (store, scale) and appends them, with the machine
+high-water mark (VmHWM). Prints one table per (store, scale) and appends them, with the machine
 and date, to benchmarks/RESULTS.md.
 """
 
@@ -288,15 +288,14 @@ def run_once(
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
-            _, status, usage = os.wait4(process.pid, 0)
-            process.returncode = os.waitstatus_to_exitcode(status)
+            process.wait()
             process_s = time.perf_counter() - started
         if process.returncode != 0 or not out.exists():
             tail = log.read_text(errors="replace")[-4000:]
             detail = json.loads(out.read_text()).get("error") if out.exists() else None
             raise RuntimeError(f"{mode} run failed (exit {process.returncode}): {detail}\n--- {log} ---\n{tail}")
         result = json.loads(out.read_text())
-        result["peak_rss_mb"] = usage.ru_maxrss / 1024
+        result["peak_rss_mb"] = result["peak_rss_kb"] / 1024
         result["process_s"] = process_s
         counts, sample = _catalog_counts(admin_url, database)
         counts["stored_objects"] = _count_stored_objects(target, store_url)
@@ -339,21 +338,36 @@ def derived(result: dict[str, Any], mode: str, bundle: BundleInfo) -> dict[str, 
         other = wall - in_phases  # setup (engine, schema, client) + bundle row
         return {
             "wall": wall,
+            "run": wall,
             "sum_phases": in_phases,
+            "critical": in_phases,
             "other": other,
             "outside_assets": float("nan"),
             "inside_assets": float("nan"),
         }
     stats = result["stats"]
     in_phases = sum(stats.get(k, 0) for k in PROJECT_PHASES) / 1000
+    # Object puts and snapshot writes run at once (index/executor.py): phase times overlap, and
+    # what a run must wait for is the longest chain of them through the asset graph.
+    phase = {key: stats.get(key, 0) / 1000 for key in PROJECT_PHASES}
+    critical = (
+        phase["fetch_bundle_ms"]
+        + phase["unpack_ms"]
+        + max(
+            phase["object_puts_ms"] + phase["object_insert_ms"] + phase["object_refs_ms"], phase["snapshot_insert_ms"]
+        )
+        + phase["commit_insert_ms"]
+    )
     wall = result["wall_s"]
     elapsed = stats.get("elapsed_ms", 0) / 1000
     return {
         "wall": wall,
+        "run": result["run_s"],
         "sum_phases": in_phases,
-        "other": wall - in_phases,
+        "critical": critical,
+        "other": wall - critical,
         "outside_assets": wall - elapsed,
-        "inside_assets": elapsed - in_phases,
+        "inside_assets": elapsed - critical,
     }
 
 
@@ -379,10 +393,14 @@ def summarize(store: str, bundle: BundleInfo, runs: dict[str, list[dict[str, Any
     lines += [
         f"| sum of the phases above | {b['sum_phases']:.3f} | {p['sum_phases']:.3f} | "
         f"{_ratio(p['sum_phases'], b['sum_phases'])} |",
+        f"| longest chain of phases (project: puts → rows → refs and snapshots run at once) | "
+        f"{b['critical']:.3f} | {p['critical']:.3f} | {_ratio(p['critical'], b['critical'])} |",
         f"| not in a phase: baseline setup + bundle row; project = Dagster overhead | {b['other']:.3f} | "
         f"{p['other']:.3f} | |",
         f"| **total (run wall time)** | **{b['wall']:.3f}** | **{p['wall']:.3f}** | "
         f"**{_ratio(p['wall'], b['wall'])}** |",
+        f"| **index run: Dagster's run start → success (the target's measure; baseline: its wall time)** | "
+        f"**{b['run']:.3f}** | **{p['run']:.3f}** | **{_ratio(p['run'], b['run'])}** |",
         "",
     ]
     rss = {mode: [r["peak_rss_mb"] for r in runs[mode]] for mode in runs}
@@ -395,9 +413,12 @@ def summarize(store: str, bundle: BundleInfo, runs: dict[str, list[dict[str, Any
         f"- total, ratio project/baseline: **{_ratio(p['wall'], b['wall'])}** "
         f"(baseline {b['wall']:.2f} s, project {p['wall']:.2f} s; every run: baseline [{walls['baseline']}], "
         f"project [{walls['project']}])",
+        f"- index run (run start → success), ratio project/baseline: **{_ratio(p['run'], b['run'])}**; "
+        f"creating the run before its start: {p['wall'] - p['run']:.3f} s",
         f"- peak RSS (median / max): baseline {_median(rss['baseline']):.0f} / {max(rss['baseline']):.0f} MB, "
         f"project {_median(rss['project']):.0f} / {max(rss['project']):.0f} MB",
-        f"- Dagster overhead (run wall − Σ phases): {p['other']:.3f} s; of it (medians, need not add up) "
+        f"- Dagster overhead (run wall − longest chain of phases): {p['other']:.3f} s; "
+        f"of it (medians, need not add up) "
         f"{p['outside_assets']:.3f} s outside the "
         f"assets (wall − stats.elapsed_ms: job start, resource setup, run/step events) + {p['inside_assets']:.3f} s "
         f"inside them but outside the timed phases (bundle-row insert, asset checks, metadata, step transitions)",

@@ -105,12 +105,12 @@ def index_seconds(
         )
         import hub_assets.definitions
 
-        defs = importlib.reload(hub_assets.definitions).defs  # resources read HUB_VERIFY_OBJECT_IDS when built
+        importlib.reload(hub_assets.definitions)  # resources read HUB_VERIFY_OBJECT_IDS when built
         try:
             # Dagster logs every event to stderr; the timings are the output here.
             with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):
                 start = time.perf_counter()
-                [outcome] = index_partitions(defs, instance, [bundle.partition_key])
+                [outcome] = index_partitions(instance, [bundle.partition_key])
                 seconds = time.perf_counter() - start
             if not outcome.success:
                 raise RuntimeError(f"index failed: {outcome.error}")

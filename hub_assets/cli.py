@@ -26,7 +26,6 @@ def _hub(environment: HubEnvironment) -> Hub:
 
 
 def _index(environment: HubEnvironment, partition_keys: Sequence[str]) -> list[Any]:
-    from .definitions import defs
     from .index.run import index_partitions
 
     # Dagster logs every run event to stderr, where a failed command must leave one line
@@ -34,7 +33,7 @@ def _index(environment: HubEnvironment, partition_keys: Sequence[str]) -> list[A
     log_path = environment.dagster_home / "index.log"
     with open_instance(environment) as instance, log_path.open("a") as log, contextlib.redirect_stderr(log):
         apply_pool_limits(instance)
-        return index_partitions(defs, instance, partition_keys)
+        return index_partitions(instance, partition_keys)
 
 
 def _choose_head(data: bytes, branch: str, limits: Any, head: str | None = None) -> tuple[str, list]:
@@ -161,14 +160,13 @@ def cmd_dev(args: argparse.Namespace, environment: HubEnvironment) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, environment: HubEnvironment) -> int:
-    from .definitions import defs
     from .demo import run_demo, timing_table
     from .sample import SampleSpec
 
     spec = SampleSpec(files=args.files, seed=args.seed).scaled(args.scale)
     spec = SampleSpec(**{**vars(spec), "commits": args.commits}) if args.commits else spec
     with open_instance(environment) as instance:
-        report = run_demo(environment, instance, defs, spec)
+        report = run_demo(environment, instance, spec)
     if not report.outcome.success:
         raise HubError(f"indexing {report.partition_key} failed: {report.outcome.error}")
     print(f"indexed {report.partition_key}; {report.objects_checked} objects fetched back byte-exact")

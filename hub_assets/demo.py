@@ -25,9 +25,7 @@ class DemoReport:
     objects_checked: int
 
 
-def run_demo(
-    environment: HubEnvironment, instance: dg.DagsterInstance, defs: dg.Definitions, spec: SampleSpec
-) -> DemoReport:
+def run_demo(environment: HubEnvironment, instance: dg.DagsterInstance, spec: SampleSpec) -> DemoReport:
     from .index.run import apply_pool_limits, index_partitions
 
     path = environment.home / "demo" / f"sample-{spec.commits}-{spec.seed}.bundle"
@@ -39,7 +37,7 @@ def run_demo(
         result = push(hub, DEMO_REPO, "main", data, head_commit_id=info.head_commit_id, force=True)
         apply_pool_limits(instance)
         Progress("indexing (one Dagster run)")(0, 1)
-        [outcome] = index_partitions(defs, instance, [result.partition_key])
+        [outcome] = index_partitions(instance, [result.partition_key])
         Progress("indexing (one Dagster run)")(1, 1)
         if not outcome.success:
             return DemoReport(result.partition_key, outcome, {}, 0)

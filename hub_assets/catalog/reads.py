@@ -53,23 +53,20 @@ class CatalogReads:
         )
         return self._all(query)[0][0]
 
-    def promoted_objects(self, object_ids: Iterable[str]) -> set[str]:
-        """The ids among `object_ids` whose bytes are already in the store."""
+    def object_states(self, object_ids: Iterable[str]) -> tuple[set[str], dict[str, bytes]]:
+        """Of `object_ids`: the ids whose bytes are already in the store, and the inline bytes
+        (content_cache) of the pending rows; one query, as an index run asks both at once."""
         table = schema.objects
-        query = sa.select(table.c.object_id).where(
-            table.c.object_id == sa.func.any(text_array(list(object_ids))), table.c.storage_uri != PENDING
+        query = sa.select(table.c.object_id, table.c.storage_uri != PENDING, table.c.content_cache).where(
+            table.c.object_id == sa.func.any(text_array(list(object_ids)))
         )
-        return {row[0] for row in self._all(query)}
-
-    def inline_copies(self, object_ids: Iterable[str]) -> dict[str, bytes]:
-        """The inline bytes (content_cache) of the pending rows among `object_ids`."""
-        table = schema.objects
-        query = sa.select(table.c.object_id, table.c.content_cache).where(
-            table.c.object_id == sa.func.any(text_array(list(object_ids))),
-            table.c.storage_uri == PENDING,
-            table.c.content_cache.is_not(None),
-        )
-        return {object_id: bytes(data) for object_id, data in self._all(query)}
+        promoted, inline = set(), {}
+        for object_id, is_promoted, data in self._all(query):
+            if is_promoted:
+                promoted.add(object_id)
+            elif data is not None:
+                inline[object_id] = bytes(data)
+        return promoted, inline
 
     def registered_objects(self, repo_id: str, object_ids: Iterable[str]) -> set[str]:
         """The ids among `object_ids` the repo may serve: referenced by it, and with a row."""

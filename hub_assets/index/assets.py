@@ -4,11 +4,12 @@ bundle -> object blobs -> object rows -> object refs, bundle -> snapshots, then 
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import dagster as dg
 
-from ..bundle import BundleError, ObjectRecord, decoded_bytes
+from ..bundle import BundleError, ObjectRecord, ResolvedSnapshot, decoded_bytes
 from ..bundle.identity import snapshot_id
 from ..store import ObjectNotFound, object_key, upload_key
 from .partitions import bundles
@@ -67,9 +68,8 @@ def object_blobs(
     """Each object's raw bytes in the object store under objects/<id[:2]>/<id[2:]>."""
     run = _load(context, source)
     with Stopwatch().running() as watch:
-        stored = catalog.catalog.promoted_objects(o.object_id for o in run.bundle.objects)
+        stored, inline = catalog.catalog.object_states(o.object_id for o in run.bundle.objects)
         missing = [o for o in run.bundle.objects if o.object_id not in stored]
-        inline = catalog.catalog.inline_copies(o.object_id for o in missing)
         written = store.store.put_many(
             ((object_key(o.object_id), _first_registered(o, inline)) for o in missing), store.puts_in_flight
         )
@@ -110,9 +110,11 @@ def object_rows(
     """musehub_objects rows of the bundle's objects; rows written inline at push are promoted."""
     run = _load(context, source)
     objects = run.bundle.objects
+    # One lookup of the store: a resource attribute goes through Dagster's config machinery.
+    uri_for = store.store.uri_for
     with Stopwatch().running() as watch:
         written = catalog.catalog.add_stored_objects(
-            (o.object_id, o.size_bytes, store.store.uri_for(object_key(o.object_id))) for o in objects
+            (o.object_id, o.size_bytes, uri_for(object_key(o.object_id))) for o in objects
         )
     run.phases_ms["object_insert_ms"] = watch.ms
     summary = catalog.catalog.object_row_summary([o.object_id for o in objects])
@@ -171,10 +173,14 @@ def snapshots(
     """musehub_snapshots: every snapshot of the bundle with its full, resolved manifest."""
     run = _load(context, source)
     resolved = run.bundle.snapshots
-    with Stopwatch().running() as watch:
-        written = catalog.catalog.add_snapshots(run.repo_id, resolved)
-    run.phases_ms["snapshot_insert_ms"] = watch.ms
-    mismatched = [s.snapshot_id for s in resolved if snapshot_id(s.manifest) != s.snapshot_id]
+    # The check hashes every manifest while the COPY waits on PostgreSQL parsing them: on a
+    # thread it costs no wall time (0.7 s of 4.4 s at 10x the reference push, measured).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check") as pool:
+        checking = pool.submit(_mismatched_ids, resolved)
+        with Stopwatch().running() as watch:
+            written = catalog.catalog.add_snapshots(run.repo_id, resolved)
+        run.phases_ms["snapshot_insert_ms"] = watch.ms
+        mismatched = checking.result()
     return dg.MaterializeResult(
         metadata={
             "snapshots": len(resolved),
@@ -190,6 +196,10 @@ def snapshots(
             )
         ],
     )
+
+
+def _mismatched_ids(resolved: list[ResolvedSnapshot]) -> list[str]:
+    return [s.snapshot_id for s in resolved if snapshot_id(s.manifest) != s.snapshot_id]
 
 
 @dg.asset(**_common, deps=[snapshots, object_refs], pool="catalog", kinds={"postgres"})

@@ -1,5 +1,6 @@
 """Resources: the catalog, the object store, and the run's decoded bundles."""
 
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -95,15 +96,19 @@ class BundleSource(dg.ConfigurableResource):
         default=None, description="Hash every object against its declared id (for hubs taking untrusted pushes)."
     )
     _runs: dict[str, BundleRun] = PrivateAttr(default_factory=dict)
+    _loading: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def _limits(self) -> Limits:
         configured = {name: getattr(self, name) for name in vars(Limits())}
         return replace(bundle_limits(), **{name: value for name, value in configured.items() if value is not None})
 
     def load(self, partition_key: str) -> BundleRun:
-        """The partition's bundle; raises BundleError when it must be refused."""
-        if partition_key in self._runs:
-            return self._runs[partition_key]
+        """The partition's bundle; raises BundleError when it must be refused. Steps running
+        at once (a run started below `bundle`) wait for one decode rather than each making one."""
+        with self._loading:
+            return self._runs.get(partition_key) or self._decode(partition_key)
+
+    def _decode(self, partition_key: str) -> BundleRun:
         started = time.perf_counter()
         repo_id, bundle_key = _split(partition_key)
         with self.store.store.open(upload_key(partition_key)) as raw:

@@ -9,7 +9,7 @@ import dagster as dg
 
 from ..settings import pool_limits
 from ..store import split_partition_key
-from .job import index_bundle
+from .job import PARTITION_TAG, index_bundle
 from .partitions import bundles
 
 HOST_TAG = "hub/host"
@@ -30,24 +30,33 @@ def apply_pool_limits(instance: dg.DagsterInstance, limits: dict[str, int] | Non
         instance.event_log_storage.set_concurrency_slots(pool, slots)
 
 
-def index_partitions(
-    defs: dg.Definitions, instance: dg.DagsterInstance, partition_keys: Sequence[str]
-) -> list[IndexOutcome]:
-    """Materialize each partition with the `index_bundle` job; failures are returned, not raised.
-    A key that is not `<repo_id>/<64 hex>` fails without becoming a partition."""
+def index_job() -> dg.JobDefinition:
+    """The `index_bundle` job of the code location: what `index_partitions` reconstructs."""
+    from ..definitions import defs
+
+    return defs.resolve_job_def(index_bundle.name)
+
+
+def index_partitions(instance: dg.DagsterInstance, partition_keys: Sequence[str]) -> list[IndexOutcome]:
+    """Materialize each partition with the `index_bundle` job, in this process; failures are
+    returned, not raised. A key that is not `<repo_id>/<64 hex>` fails without becoming a partition.
+
+    `execute_job`, not `execute_in_process`: the latter swaps in the one-step-at-a-time
+    executor, and a run here must be the run the daemon would launch, threads included."""
     valid = [key for key in partition_keys if split_partition_key(key)]
     release_dead_runs(instance)
     instance.add_dynamic_partitions(bundles.name, valid)
-    job = defs.resolve_job_def(index_bundle.name)
-    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    job = dg.reconstructable(index_job)
     outcomes = []
     for key in partition_keys:
         if key not in valid:
             reason = f"partition key {key[:200]!r} is not <repo_id>/<64 hex bundle key>"
             outcomes.append(IndexOutcome(key, False, "", reason))
             continue
-        result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False, tags=tags)
-        outcomes.append(IndexOutcome(key, result.success, result.run_id, None if result.success else _reason(result)))
+        tags = {PARTITION_TAG: key, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+        with dg.execute_job(job, instance, tags=tags, raise_on_error=False) as result:
+            reason = None if result.success else _reason(result)
+        outcomes.append(IndexOutcome(key, result.success, result.run_id, reason))
     return outcomes
 
 
@@ -77,7 +86,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _reason(result: dg.ExecuteInProcessResult) -> str:
+def _reason(result: dg.JobExecutionResult) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data:
             failure = event.step_failure_data

@@ -249,7 +249,7 @@ def test_inline_object_is_pending_with_cache(catalog: Catalog) -> None:
     assert catalog.add_inline_objects([(oid, data)]) == 1
     row = object_row(catalog, oid)
     assert (row.size_bytes, row.storage_uri, bytes(row.content_cache)) == (len(data), PENDING, data)
-    assert catalog.promoted_objects([oid]) == set()
+    assert catalog.object_states([oid])[0] == set()
     # A second inline write of the same id leaves the pending row as it is.
     assert catalog.add_inline_objects([(oid, b"other")]) == 0
     assert bytes(object_row(catalog, oid).content_cache) == data
@@ -288,19 +288,21 @@ def test_stored_objects_mixed_batch(catalog: Catalog) -> None:
     written = catalog.add_stored_objects([(oid, len(d), f"file:///b/{oid}") for oid, d in rows])
     assert written == 4  # 2, 3 promoted; 4, 5 new
     ids = [oid for oid, _ in rows]
-    assert catalog.promoted_objects(ids) == set(ids)
+    assert catalog.object_states(ids)[0] == set(ids)
     assert [object_row(catalog, oid).storage_uri.split("/")[3] for oid in ids] == ["a", "a", "b", "b", "b", "b"]
     assert catalog.object_row_summary(ids) == {"rows": 6, "promoted": 6, "cached": 0}
 
 
-def test_promoted_objects_returns_only_promoted(catalog: Catalog) -> None:
+def test_object_states_split_promoted_from_inline(catalog: Catalog) -> None:
     rows = object_rows(5)
     ids = [oid for oid, _ in rows]
     catalog.add_inline_objects(rows)
     catalog.add_stored_objects([(ids[1], 1, "file:///x/1"), (ids[3], 1, "file:///x/3")])
     unknown = hex_id("never written")
-    assert catalog.promoted_objects([*ids, unknown]) == {ids[1], ids[3]}
-    assert catalog.promoted_objects([]) == set()
+    promoted, inline = catalog.object_states([*ids, unknown])
+    assert promoted == {ids[1], ids[3]}
+    assert inline == {oid: data for oid, data in rows if oid not in promoted}
+    assert catalog.object_states([]) == (set(), {})
 
 
 # --- snapshots and commits --------------------------------------------------------------------

@@ -25,7 +25,6 @@ import obstore
 
 from hub_assets.catalog import Catalog
 from hub_assets.catalog import catalog as catalog_module
-from hub_assets.definitions import defs
 from hub_assets.index import assets
 from hub_assets.index.run import apply_pool_limits, index_partitions
 from hub_assets.settings import OBJECT_STORE_URL
@@ -102,17 +101,20 @@ def in_copy(where: str) -> None:
     """`<table>@end`: after a bulk write's last INSERT, before its transaction commits.
     `<table>@<n>`: when the write asks for its row n+1, i.e. after n / chunk size chunks."""
     table_name, _, at = where.partition("@")
-    copy_rows = catalog_module.copy_rows
+    for name in ("copy_rows", "copy_new_rows"):  # staged writes, and new rows COPYed straight in
+        setattr(catalog_module, name, _killing_copy(getattr(catalog_module, name), table_name, at))
 
-    def killing_copy_rows(conn: Any, table: Any, columns: Any, rows: Iterable[Any], *args: Any, **kwargs: Any) -> int:
+
+def _killing_copy(copy: Callable[..., int], table_name: str, at: str) -> Callable[..., int]:
+    def killing_copy(conn: Any, table: Any, columns: Any, rows: Iterable[Any], *args: Any, **kwargs: Any) -> int:
         if table.name != table_name:
-            return copy_rows(conn, table, columns, rows, *args, **kwargs)
+            return copy(conn, table, columns, rows, *args, **kwargs)
         if at == "end":
-            copy_rows(conn, table, columns, rows, *args, **kwargs)
+            copy(conn, table, columns, rows, *args, **kwargs)
             die()
-        return copy_rows(conn, table, columns, _dying_after(rows, int(at)), *args, **kwargs)
+        return copy(conn, table, columns, _dying_after(rows, int(at)), *args, **kwargs)
 
-    catalog_module.copy_rows = killing_copy_rows
+    return killing_copy
 
 
 def _dying_after(rows: Iterable[Any], n: int) -> Iterator[Any]:
@@ -155,7 +157,7 @@ def main() -> None:
         KILL_POINTS[where](arg)
     with dg.instance_for_test(temp_dir=args.instance) as instance:
         apply_pool_limits(instance)
-        outcomes = index_partitions(defs, instance, args.partition_keys)
+        outcomes = index_partitions(instance, args.partition_keys)
     print(json.dumps([dataclasses.asdict(outcome) for outcome in outcomes]))
 
 

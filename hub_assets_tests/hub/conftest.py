@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 import dagster as dg
 import pytest
 
-from hub_assets.definitions import defs
 from hub_assets.hub import Hub
 from hub_assets.index.run import IndexOutcome, index_partitions
 from hub_assets.settings import DATABASE_URL, OBJECT_STORE_URL
@@ -42,7 +41,7 @@ def _indexer(database_url: str, store_url: str, monkeypatch: pytest.MonkeyPatch)
     with instance_dir() as home, dg.instance_for_test(temp_dir=home) as instance:
 
         def index(*partition_keys: str, expect_success: bool = True) -> list[IndexOutcome]:
-            outcomes = index_partitions(defs, instance, list(partition_keys))
+            outcomes = index_partitions(instance, list(partition_keys))
             if expect_success:
                 failed = [(o.partition_key, o.error) for o in outcomes if not o.success]
                 assert not failed, f"index runs failed: {failed}"

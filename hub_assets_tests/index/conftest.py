@@ -61,7 +61,7 @@ class HubEnv(UploadEnv):
     catalog: Catalog
 
     def index(self, *keys: str) -> list[IndexOutcome]:
-        return index_partitions(self.defs, self.instance, list(keys))
+        return index_partitions(self.instance, list(keys))
 
     def index_ok(self, *keys: str) -> list[IndexOutcome]:
         outcomes = self.index(*keys)

@@ -12,6 +12,7 @@ import pytest
 
 from hub_assets.definitions import defs
 from hub_assets.index.assets import commits, object_blobs, object_refs, object_rows, snapshots
+from hub_assets.index.executor import threaded_executor
 from hub_assets.index.job import index_bundle
 from hub_assets.settings import DATABASE_URL, OBJECT_STORE_URL
 
@@ -39,9 +40,9 @@ def test_dagster_cli_validates_the_module(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_index_job_runs_in_process() -> None:
+def test_index_job_runs_in_one_process_on_threads() -> None:
     job = defs.resolve_job_def(index_bundle.name)
-    assert job.executor_def is dg.in_process_executor
+    assert job.executor_def is threaded_executor
     assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {
         "bundle",
         "object_blobs",

@@ -1,0 +1,229 @@
+"""The threaded executor: independent steps run at once, dependencies and retries hold, and a
+failure ends the run as the in-process executor would. Small jobs pin each behaviour; the real
+index job's step order is checked on a real partition.
+
+Runs go through `execute_job`, as `index_partitions` does (`execute_in_process` would swap in
+Dagster's in-process executor), so each job is built by a module-level function."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import dagster as dg
+from dagster._utils.interrupts import check_captured_interrupt
+
+from hub_assets.index.executor import threaded_executor
+
+from .conftest import HubEnv
+from .runlog import failed_steps, step_window
+
+BARRIER_TIMEOUT_S = 20
+_INDEX_STEPS = ("bundle", "object_blobs", "object_rows", "object_refs", "snapshots", "commits")
+_trace: list[str] = []
+_trace_lock = threading.Lock()
+_meeting = threading.Barrier(2, timeout=BARRIER_TIMEOUT_S)
+
+
+def _record(name: str) -> None:
+    with _trace_lock:
+        _trace.append(name)
+
+
+def _job(name: str, assets: list[dg.AssetsDefinition], **resources: object) -> dg.JobDefinition:
+    job = dg.define_asset_job(name, executor_def=threaded_executor)
+    return dg.Definitions(assets=assets, jobs=[job], resources=resources).resolve_job_def(name)
+
+
+def _execute(job_fn: Callable[[], dg.JobDefinition], instance: dg.DagsterInstance) -> dg.JobExecutionResult:
+    _trace.clear()
+    _meeting.reset()
+    with dg.execute_job(dg.reconstructable(job_fn), instance) as result:
+        return result
+
+
+# --- independent steps meet inside their bodies: one at a time, the barrier would break ------
+
+
+@dg.asset(key="root")
+def _root() -> None: ...
+
+
+@dg.asset(key="left", deps=["root"])
+def _left() -> None:
+    _meeting.wait()
+
+
+@dg.asset(key="right", deps=["root"])
+def _right() -> None:
+    _meeting.wait()
+
+
+def meeting_job() -> dg.JobDefinition:
+    return _job("meeting", [_root, _left, _right])
+
+
+def test_independent_steps_run_at_the_same_time() -> None:
+    with dg.instance_for_test() as instance:
+        result = _execute(meeting_job, instance)
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+
+
+# --- a step waits for everything it depends on -------------------------------------------------
+
+
+@dg.asset(key="first")
+def _first() -> None:
+    _record("first")
+
+
+@dg.asset(key="second", deps=["first"])
+def _second() -> None:
+    _record("second")
+
+
+@dg.asset(key="third", deps=["first"])
+def _third() -> None:
+    _record("third")
+
+
+@dg.asset(key="last", deps=["second", "third"])
+def _last() -> None:
+    assert sorted(_trace) == ["first", "second", "third"]
+    _record("last")
+
+
+def diamond_job() -> dg.JobDefinition:
+    return _job("diamond", [_first, _second, _third, _last])
+
+
+def test_a_step_starts_after_everything_it_depends_on() -> None:
+    with dg.instance_for_test() as instance:
+        assert _execute(diamond_job, instance).success
+    assert _trace[0] == "first" and _trace[-1] == "last"
+
+
+# --- retries ---------------------------------------------------------------------------------
+
+
+@dg.asset(key="flaky", retry_policy=dg.RetryPolicy(max_retries=2))
+def _flaky() -> None:
+    _record("flaky")
+    if len(_trace) < 2:
+        raise RuntimeError("transient")
+
+
+@dg.asset(key="after_flaky", deps=["flaky"])
+def _after_flaky() -> None: ...
+
+
+def retry_job() -> dg.JobDefinition:
+    return _job("retry", [_flaky, _after_flaky])
+
+
+def test_a_retried_step_runs_again_and_the_run_succeeds() -> None:
+    with dg.instance_for_test() as instance:
+        assert _execute(retry_job, instance).success
+    assert _trace == ["flaky", "flaky"]
+
+
+# --- failures --------------------------------------------------------------------------------
+
+
+@dg.asset(key="broken")
+def _broken() -> None:
+    raise RuntimeError("no good")
+
+
+@dg.asset(key="downstream", deps=["broken"])
+def _downstream() -> None:
+    _record("downstream")
+
+
+@dg.asset(key="independent")
+def _independent() -> None:
+    _record("independent")
+
+
+def failing_job() -> dg.JobDefinition:
+    return _job("failing", [_broken, _downstream, _independent])
+
+
+def test_a_failed_step_fails_the_run_and_skips_what_depends_on_it() -> None:
+    with dg.instance_for_test() as instance:
+        result = _execute(failing_job, instance)
+        assert not result.success
+        assert failed_steps(instance, result.run_id) == ["broken"]
+    assert _trace == ["independent"]
+
+
+class _InterruptingIO(dg.IOManager):
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        raise KeyboardInterrupt
+
+    def load_input(self, context: dg.InputContext) -> object:
+        raise AssertionError("never loaded")
+
+
+@dg.asset(key="produces", io_manager_key="interrupting_io")
+def _produces() -> int:
+    return 1
+
+
+def interrupted_job() -> dg.JobDefinition:
+    return _job("interrupted", [_produces], interrupting_io=_InterruptingIO())
+
+
+def test_an_interrupt_on_a_step_thread_ends_the_run() -> None:
+    """An error that is not a step failure, raised on a step thread, reaches the orchestrating
+    thread: the run ends failed instead of waiting for the step for ever."""
+    with dg.instance_for_test() as instance:
+        result = _execute(interrupted_job, instance)
+        assert not result.success
+        run = instance.get_run_by_id(result.run_id)
+        assert run is not None and run.status == dg.DagsterRunStatus.FAILURE
+
+
+@dg.asset(key="asks_to_stop")
+def _asks_to_stop() -> None:
+    """Does what `dagster run terminate` does to a run worker: SIGINT (Dagster maps SIGTERM to
+    it), which only the main thread sees; returns once the executor there has seen it."""
+    os.kill(os.getpid(), signal.SIGINT)
+    deadline = time.monotonic() + BARRIER_TIMEOUT_S
+    while not check_captured_interrupt():
+        assert time.monotonic() < deadline, "the orchestrating thread never saw the signal"
+        time.sleep(0.01)
+    _record("asks_to_stop")
+
+
+@dg.asset(key="after_stop", deps=["asks_to_stop"])
+def _after_stop() -> None:
+    _record("after_stop")
+
+
+def stopping_job() -> dg.JobDefinition:
+    return _job("stopping", [_asks_to_stop, _after_stop])
+
+
+def test_termination_lets_the_running_step_end_and_starts_no_other() -> None:
+    with dg.instance_for_test() as instance, dg.execute_job(dg.reconstructable(stopping_job), instance) as result:
+        run = instance.get_run_by_id(result.run_id)
+    assert _trace == ["asks_to_stop"]
+    assert not result.success
+    assert run is not None and run.status in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE)
+
+
+# --- the index job ---------------------------------------------------------------------------
+
+
+def test_index_job_keeps_its_step_order(hub_env: HubEnv, fixture_bytes: Callable[[str], bytes]) -> None:
+    key = hub_env.upload("r-executor", fixture_bytes("muse-merge.bundle"))
+    [outcome] = hub_env.index_ok(key)
+    window = {step: step_window(hub_env.instance, outcome.run_id, step) for step in _INDEX_STEPS}
+    assert window["bundle"][1] <= min(window["object_blobs"][0], window["snapshots"][0])
+    assert window["object_blobs"][1] <= window["object_rows"][0]
+    assert window["object_rows"][1] <= window["object_refs"][0]
+    assert max(window["snapshots"][1], window["object_refs"][1]) <= window["commits"][0]
