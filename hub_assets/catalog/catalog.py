@@ -1,7 +1,7 @@
 """The catalog: every read and write of the index and of the hub's sync paths."""
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,14 +71,29 @@ class Catalog(CatalogReads):
         with self.engine.begin() as conn:
             return copy_rows(conn, table, columns, rows, on_conflict, self.chunk_rows)
 
+    def _copy_missing(self, table: sa.Table, columns: list[str], rows: Iterable[tuple], key: str, **scope: str) -> int:
+        """The rows whose `key` (within the `scope` column values) is not in `table` yet: one
+        query finds those present, the rest go straight in by binary COPY (`copy_new_rows`).
+        For rows with large values, which staging would make PostgreSQL write twice."""
+        rows = list(rows)
+        at = columns.index(key)
+        query = sa.select(table.c[key]).where(
+            table.c[key] == sa.func.any(text_array([row[at] for row in rows])),
+            *(table.c[column] == value for column, value in scope.items()),
+        )
+        with self.engine.begin() as conn:
+            present = set(conn.execute(query).scalars())
+            missing = (row for row in rows if row[at] not in present)
+            return copy_new_rows(conn, table, columns, missing, "ON CONFLICT DO NOTHING", self.chunk_rows)
+
     def add_inline_objects(self, rows: Iterable[tuple[str, bytes]]) -> int:
         """Objects fetchable before any index run: bytes in `content_cache`, store URI pending.
         An existing row, pending or promoted, is left as it is (write-once)."""
-        return self._copy(
+        return self._copy_missing(
             schema.objects,
             ["object_id", "size_bytes", "storage_uri", "content_cache"],
             ((object_id, len(data), PENDING, data) for object_id, data in rows),
-            "ON CONFLICT (object_id) DO NOTHING",
+            key="object_id",
         )
 
     def add_stored_objects(self, rows: Iterable[tuple[str, int, str]]) -> int:
@@ -100,26 +115,15 @@ class Catalog(CatalogReads):
             "ON CONFLICT DO NOTHING",
         )
 
-    def add_snapshots(self, repo_id: str, snapshots: Sequence[ResolvedSnapshot]) -> int:
-        """Snapshot rows not yet in the catalog. Manifests are most of the catalog's bytes, so
-        the rows already present are skipped by id first and the rest bypass staging."""
-        table = schema.snapshots
-        with self.engine.begin() as conn:
-            present = set(
-                conn.execute(
-                    sa.select(table.c.snapshot_id).where(
-                        table.c.repo_id == repo_id,
-                        table.c.snapshot_id == sa.func.any(text_array([s.snapshot_id for s in snapshots])),
-                    )
-                ).scalars()
-            )
-            rows = (
-                (repo_id, s.snapshot_id, manifest_json(s.manifest), _moment(s.created_at))
-                for s in snapshots
-                if s.snapshot_id not in present
-            )
-            columns = ["repo_id", "snapshot_id", "manifest", "created_at"]
-            return copy_new_rows(conn, table, columns, rows, "ON CONFLICT DO NOTHING", self.chunk_rows)
+    def add_snapshots(self, repo_id: str, snapshots: Iterable[ResolvedSnapshot]) -> int:
+        """Snapshot rows not yet in the catalog (manifests are most of the catalog's bytes)."""
+        return self._copy_missing(
+            schema.snapshots,
+            ["repo_id", "snapshot_id", "manifest", "created_at"],
+            ((repo_id, s.snapshot_id, manifest_json(s.manifest), _moment(s.created_at)) for s in snapshots),
+            key="snapshot_id",
+            repo_id=repo_id,
+        )
 
     def add_commits(self, repo_id: str, commits: Iterable[CommitRecord]) -> int:
         columns = ["repo_id", "commit_id", "parent_ids", "snapshot_id", "message", "author"]

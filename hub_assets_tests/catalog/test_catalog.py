@@ -255,6 +255,14 @@ def test_inline_object_is_pending_with_cache(catalog: Catalog) -> None:
     assert bytes(object_row(catalog, oid).content_cache) == data
 
 
+def test_inline_objects_repeating_an_id_in_one_call_write_it_once(catalog: Catalog) -> None:
+    """The direct COPY meets its own duplicate: the chunk falls back to ON CONFLICT."""
+    [(oid, data), (other, other_data)] = object_rows(2)
+    assert catalog.add_inline_objects([(oid, data), (other, other_data), (oid, data)]) == 2
+    assert bytes(object_row(catalog, oid).content_cache) == data
+    assert catalog.object_row_summary([oid, other]) == {"rows": 2, "promoted": 0, "cached": 2}
+
+
 def test_stored_objects_promote_pending_row(catalog: Catalog) -> None:
     [(oid, data)] = object_rows(1)
     catalog.add_inline_objects([(oid, data)])

@@ -1,0 +1,162 @@
+"""Push latency: how long until a pushed bundle's objects are fetchable (issue #6: p50 < 50 ms for
+a bundle of at most 4 MiB).
+
+    .venv/bin/python benchmarks/push_latency.py [--pushes 30] [--stores file,s3] [--scratch DIR]
+
+Project: `hub.push` (upload, branch compare-and-swap, small objects registered inline); its
+objects are fetchable when it returns, which is checked after the timed call by reading every
+object back through `read_object`. Baseline: what the seed did for the same bundle: land the
+upload, then run its job (benchmarks/baseline.py) before anything is fetchable. Alternating, each
+push a new repo, against one catalog database and one store per store kind; one warm-up push of
+each first. Prints a table and appends it, with the machine and date, to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from baseline import run_baseline
+from run import HERE, WORK, S3rver, code_version, machine
+
+from hub_assets.embedded_postgres import create_scratch_database, drop_database, with_database
+from hub_assets.hub import Hub, push, read_object
+from hub_assets.sample import SampleSpec, write_sample
+from hub_assets.store import partition_key, upload_key
+
+# (label, sample shape): a typical push of a few commits, and one just under the inline limit.
+SHAPES = {
+    "3 commits, ~55 objects": SampleSpec(commits=3, files=40),
+    "1 commit, 340 objects": SampleSpec(commits=1, files=340),
+}
+
+
+def _bundles(pushes: int) -> dict[str, list[tuple[bytes, str]]]:
+    """`pushes` + 1 distinct bundles per shape (different seeds): (bytes, head commit id)."""
+    made: dict[str, list[tuple[bytes, str]]] = {}
+    for label, shape in SHAPES.items():
+        made[label] = []
+        for seed in range(pushes + 1):
+            path = WORK / "push" / f"{shape.commits}-{shape.files}-{seed}.bundle"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            info = write_sample(path, SampleSpec(**{**vars(shape), "seed": seed}))
+            assert info.size_bytes <= 4 * 1024 * 1024, f"{label}: {info.size_bytes} bytes is over 4 MiB"
+            made[label].append((path.read_bytes(), info.head_commit_id))
+    return made
+
+
+def _object_ids(data: bytes) -> list[str]:
+    import io
+
+    from hub_assets.bundle import Limits
+    from hub_assets.bundle.wire import read_wire
+
+    return [o.object_id for o in read_wire(io.BytesIO(data), Limits()).objects]
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def measure(hub: Hub, database_url: str, store_url: str, bundles: list[tuple[bytes, str]], tag: str) -> dict:
+    project, baseline, fetch_all = [], [], []
+    for index, (data, head) in enumerate(bundles):
+        ids = _object_ids(data)
+        repo = f"p-{tag}-{index}"
+        started = time.perf_counter()
+        push(hub, repo, "main", data, head_commit_id=head)
+        elapsed = time.perf_counter() - started
+        started = time.perf_counter()
+        for object_id in ids:
+            assert hashlib.sha256(read_object(hub, repo, object_id)).hexdigest() == object_id
+        fetched = time.perf_counter() - started
+
+        repo = f"b-{tag}-{index}"
+        key = partition_key(repo, hashlib.sha256(data).hexdigest())
+        started = time.perf_counter()
+        hub.store.put(upload_key(key), data)
+        run_baseline(key, database_url, store_url)
+        seed = time.perf_counter() - started
+        assert read_object(hub, repo, ids[0])
+
+        if index:  # the first push of each is the warm-up
+            project.append(elapsed)
+            baseline.append(seed)
+            fetch_all.append(fetched / len(ids))
+    return {"project": project, "baseline": baseline, "fetch_per_object": fetch_all, "objects": len(ids)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pushes", type=int, default=30, help="timed pushes per shape and store")
+    parser.add_argument("--stores", default="file,s3")
+    parser.add_argument("--pg-admin", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--scratch", type=Path, default=WORK, help="file store and s3rver data")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    bundles = _bundles(args.pushes)
+    rows = []
+    s3_version = None
+    for store in args.stores.split(","):
+        database = create_scratch_database(args.pg_admin, "hubpush")
+        database_url = with_database(args.pg_admin, database)
+        s3 = S3rver(args.scratch) if store == "s3" else None
+        try:
+            if s3:
+                s3_version = s3.version()
+                os.environ.update(s3.env)
+                bucket = f"push-{database[-8:]}"
+                s3.client.create_bucket(Bucket=bucket)
+                store_url = f"s3://{bucket}/hub"
+            else:
+                store_url = (args.scratch.resolve() / "push-store" / database).as_uri()
+            hub = Hub.connect(database_url, store_url)
+            try:
+                for label, shaped in bundles.items():
+                    result = measure(hub, database_url, store_url, shaped, f"{store}-{len(rows)}")
+                    p50 = {mode: statistics.median(result[mode]) * 1000 for mode in ("project", "baseline")}
+                    p90 = {mode: _percentile(result[mode], 0.9) * 1000 for mode in ("project", "baseline")}
+                    rows.append(
+                        f"| {store} | {label} ({len(shaped[0][0]) / 1e6:.1f} MB) | {len(result['project'])} | "
+                        f"{p50['project']:.1f} / {p90['project']:.1f} | "
+                        f"{p50['baseline']:.1f} / {p90['baseline']:.1f} | "
+                        f"{p50['project'] / p50['baseline']:.3f}× | "
+                        f"{statistics.median(result['fetch_per_object']) * 1000:.2f} |"
+                    )
+                    print(rows[-1], flush=True)
+            finally:
+                hub.close()
+        finally:
+            if s3:
+                s3.stop()
+            drop_database(args.pg_admin, database)
+    header = [
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — push latency (until the objects are fetchable)",
+        "",
+        f"- command: `python benchmarks/push_latency.py {' '.join(sys.argv[1:])}`",
+        f"- machine: {machine(args.pg_admin, s3_version, load)}",
+        f"- code: {code_version()}",
+        f"- store data under `{args.scratch}`; target: p50 < 50 ms for a bundle of at most 4 MiB",
+        "",
+        "| store | bundle | pushes | project p50 / p90 ms | baseline (upload + seed job) p50 / p90 ms | "
+        "p50 project/baseline | fetch ms per object, after |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    text = "\n".join(header + rows) + "\n"
+    print("\n" + text)
+    with args.results.open("a") as results:
+        results.write("\n" + text)
+    print(f"appended to {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
