@@ -84,18 +84,22 @@ class S3Store(ObjectStore):
         """As ObjectStore.put_many, on one event loop: each conditional PUT (PutMode create,
         i.e. If-None-Match) that finds the key taken counts as not written."""
 
+        pending = iter(items)
+
+        # `in_flight` workers draining one iterator, not a task per object: 52k pending tasks
+        # held ~100 MB at 10x the reference push.
+        async def drain() -> int:
+            written = 0
+            for key, produce in pending:
+                try:
+                    await obstore.put_async(self._bulk, key, produce(), mode="create")
+                except (AlreadyExistsError, PreconditionError):
+                    continue
+                written += 1
+            return written
+
         async def put_all() -> int:
-            slots = asyncio.Semaphore(max(1, in_flight))
-
-            async def put_one(key: str, produce: Callable[[], bytes]) -> bool:
-                async with slots:
-                    try:
-                        await obstore.put_async(self._bulk, key, produce(), mode="create")
-                    except (AlreadyExistsError, PreconditionError):
-                        return False
-                    return True
-
-            return sum(await asyncio.gather(*(put_one(key, produce) for key, produce in items)))
+            return sum(await asyncio.gather(*(drain() for _ in range(max(1, in_flight)))))
 
         return asyncio.run(put_all())
 
