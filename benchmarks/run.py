@@ -421,7 +421,8 @@ def summarize(store: str, bundle: BundleInfo, runs: dict[str, list[dict[str, Any
         f"of it (medians, need not add up) "
         f"{p['outside_assets']:.3f} s outside the "
         f"assets (wall − stats.elapsed_ms: job start, resource setup, run/step events) + {p['inside_assets']:.3f} s "
-        f"inside them but outside the timed phases (bundle-row insert, asset checks, metadata, step transitions)",
+        f"inside them but outside the timed phases (bundle-row insert, asset checks, metadata, step transitions); "
+        f"from the run's start (the target's window): {p['run'] - p['critical']:.3f} s",
         f"- time per object (run wall / objects): baseline {per_object['baseline']:.3f} ms, "
         f"project {per_object['project']:.3f} ms",
         f"- one-off, not in the timed window (import + instance/pools): baseline {_median(setup['baseline']):.2f} s, "
