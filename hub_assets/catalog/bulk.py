@@ -16,13 +16,14 @@ CHUNK_BYTES = 16 * 1024 * 1024
 
 
 def batched(rows: Iterable[Sequence[Any]], max_rows: int, max_bytes: int) -> Iterator[list[Sequence[Any]]]:
-    """Chunks of at most `max_rows` rows and about `max_bytes` of text and bytes: a row count
-    alone would let a chunk of large manifests grow to hundreds of megabytes."""
+    """Chunks of at most `max_rows` rows and about `max_bytes` of text, bytes and values that
+    give a `size_hint`: a row count alone would let a chunk of large manifests grow to hundreds
+    of megabytes."""
     chunk: list[Sequence[Any]] = []
     size = 0
     for row in rows:
         chunk.append(row)
-        size += sum(len(value) for value in row if isinstance(value, str | bytes))
+        size += sum(len(value) if isinstance(value, str | bytes) else getattr(value, "size_hint", 0) for value in row)
         if len(chunk) >= max_rows or size >= max_bytes:
             yield chunk
             chunk, size = [], 0

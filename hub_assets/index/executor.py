@@ -16,7 +16,7 @@ import queue
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -30,6 +30,7 @@ from dagster._core.execution.context.system import (
     StepExecutionContext,
 )
 from dagster._core.execution.context_creation_job import PlanExecutionContextManager
+from dagster._core.execution.plan.active import ActiveExecution
 from dagster._core.execution.plan.execute_plan import _trigger_hook, dagster_event_sequence_for_step
 from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
 from dagster._core.execution.plan.plan import ExecutionPlan
@@ -109,42 +110,62 @@ class ThreadedExecutor(Executor):
             log_key = logs.build_log_key_for_run(job_context.run_id, create_compute_log_file_key())
             log_context = capture.enter_context(logs.capture_logs(log_key))
             yield DagsterEvent.capture_logs(job_context, step_keys, log_key, log_context)
-            while not active.is_complete:
-                yield from active.concurrency_event_iterator(job_context)
-                if not running and check_captured_interrupt():
-                    # Termination asked (a signal reaches only this thread, and a step thread
-                    # cannot be interrupted): the steps under way have ended, start no more.
-                    raise DagsterExecutionInterruptedError("Execution was interrupted")
-                starting = not finishing and not check_captured_interrupt()
-                ready = active.get_steps_to_execute(limit=self.max_concurrent - len(running)) if starting else []
-                for step in ready:
-                    step_context = job_context.for_step(step, active.get_known_state())
-                    running[step.key] = _Running(step_context)
-                    pool.submit(_run_step, step.key, step_context, events)
-                if not running:
-                    active.sleep_til_ready()
-                    continue
-                try:
-                    step_key, item = events.get(timeout=_POLL_S)
-                except queue.Empty:
-                    continue
-                if isinstance(item, BaseException):
-                    raise item
-                if item is _DONE:
-                    finishing.discard(step_key)
-                    done = running.pop(step_key)
-                    active.verify_complete(job_context, step_key)
-                    for event in active.plan_events_iterator(job_context):
-                        done.events.append(event)
-                        yield event
-                    yield from _trigger_hook(done.context, done.events)
-                    continue
-                assert isinstance(item, DagsterEvent)
-                running[step_key].events.append(item)
-                yield item
+            try:
+                while not active.is_complete:
+                    yield from active.concurrency_event_iterator(job_context)
+                    if not running and check_captured_interrupt():
+                        # Termination asked (a signal reaches only this thread, and a step thread
+                        # cannot be interrupted): the steps under way have ended, start no more.
+                        raise DagsterExecutionInterruptedError("Execution was interrupted")
+                    starting = not finishing and not check_captured_interrupt()
+                    ready = active.get_steps_to_execute(limit=self.max_concurrent - len(running)) if starting else []
+                    for step in ready:
+                        step_context = job_context.for_step(step, active.get_known_state())
+                        running[step.key] = _Running(step_context)
+                        pool.submit(_run_step, step.key, step_context, events)
+                    if not running:
+                        active.sleep_til_ready()
+                        continue
+                    try:
+                        step_key, item = events.get(timeout=_POLL_S)
+                    except queue.Empty:
+                        continue
+                    if isinstance(item, BaseException):
+                        running.pop(step_key)
+                        raise item
+                    if item is _DONE:
+                        finishing.discard(step_key)
+                        done = running.pop(step_key)
+                        active.verify_complete(job_context, step_key)
+                        for event in active.plan_events_iterator(job_context):
+                            done.events.append(event)
+                            yield event
+                        yield from _trigger_hook(done.context, done.events)
+                        continue
+                    assert isinstance(item, DagsterEvent)
+                    running[step_key].events.append(item)
+                    yield item
+                    active.handle_event(item)
+                    if item.is_step_success or item.is_step_failure or item.is_step_up_for_retry:
+                        finishing.add(step_key)
+            except BaseException:
+                # Leaving the loop while other steps run would leave their pool slots claimed for
+                # ever: Dagster frees a slot when it handles the step's end event.
+                _settle(active, running, events)
+                raise
+
+
+def _settle(active: ActiveExecution, running: dict[str, _Running], events: "queue.Queue[tuple[str, object]]") -> None:
+    """After an error on the orchestrating thread: start nothing, wait for the steps under way,
+    and hand their events to Dagster so it frees their slots. Their own errors are secondary to
+    the one being raised."""
+    while running:
+        step_key, item = events.get()
+        if item is _DONE or isinstance(item, BaseException):
+            running.pop(step_key, None)
+        elif isinstance(item, DagsterEvent):
+            with suppress(Exception):
                 active.handle_event(item)
-                if item.is_step_success or item.is_step_failure or item.is_step_up_for_retry:
-                    finishing.add(step_key)
 
 
 def _run_step(step_key: str, context: StepExecutionContext, events: "queue.Queue[tuple[str, object]]") -> None:

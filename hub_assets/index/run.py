@@ -99,4 +99,6 @@ def _reason(result: dg.JobExecutionResult) -> str:
                     root = root.cause
                 top = failure.error.message.strip()
                 return top if root is failure.error else f"{root.message.strip()} ({top})"
-    return "run failed"
+    # No step failed: the run itself did (interrupted, or an error between steps).
+    run_failure = result.get_run_failure_event()
+    return run_failure.message if run_failure and run_failure.message else "run failed"

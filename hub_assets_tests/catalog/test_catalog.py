@@ -197,6 +197,15 @@ def test_chunked_write_equals_single_chunk(catalog: Catalog, writer: Writer) -> 
     assert writer.write(Catalog(catalog.engine, chunk_rows=3)) == 0
 
 
+def test_chunking_counts_manifests_by_their_size() -> None:
+    from hub_assets.catalog.bulk import batched
+    from hub_assets.catalog.catalog import ManifestJson
+
+    manifest = {f"tracks/{i:04}.mid": hex_id(i) for i in range(1000)}  # ~85 KB of JSON
+    rows = [(REPO, ManifestJson(manifest))] * 10
+    assert [len(chunk) for chunk in batched(rows, max_rows=1000, max_bytes=200_000)] == [3, 3, 3, 1]
+
+
 def test_chunking_by_bytes() -> None:
     from hub_assets.catalog.bulk import batched
 
@@ -216,18 +225,27 @@ def test_snapshots_skip_present_rows_and_write_the_rest(catalog: Catalog) -> Non
     }
 
 
+def test_snapshot_time_without_offset_is_utc(catalog: Catalog) -> None:
+    [record] = snapshot_records(1)
+    naive = ResolvedSnapshot(record.snapshot_id, record.manifest, "2026-03-04T05:06:07.123456")
+    assert catalog.add_snapshots(REPO, [naive]) == 1
+    with catalog.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT created_at FROM musehub_snapshots")).scalar_one()
+    assert stored == datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
+
+
 def test_direct_copy_meeting_a_concurrent_row_falls_back_within_the_transaction(catalog: Catalog) -> None:
     """A row written by another run between the caller's check and its COPY: the chunk is
     rolled back to a savepoint and written through ON CONFLICT; earlier writes of the same
     transaction stay."""
     from hub_assets.catalog import schema
     from hub_assets.catalog.bulk import copy_new_rows
-    from hub_assets.catalog.catalog import manifest_json
+    from hub_assets.catalog.catalog import ManifestJson
 
     records = snapshot_records(6)
     catalog.add_snapshots(REPO, records[3:4])
     columns = ["repo_id", "snapshot_id", "manifest", "created_at"]
-    rows = [(REPO, r.snapshot_id, manifest_json(r.manifest), datetime.fromisoformat(r.created_at)) for r in records]
+    rows = [(REPO, r.snapshot_id, ManifestJson(r.manifest), datetime.fromisoformat(r.created_at)) for r in records]
     with catalog.engine.begin() as conn:
         assert copy_new_rows(conn, schema.snapshots, columns, rows[:2], "ON CONFLICT DO NOTHING", 2) == 2
         assert copy_new_rows(conn, schema.snapshots, columns, rows[2:], "ON CONFLICT DO NOTHING", 2) == 3

@@ -17,6 +17,7 @@ import dagster as dg
 from dagster._utils.interrupts import check_captured_interrupt
 
 from hub_assets.index.executor import threaded_executor
+from hub_assets.index.run import _reason
 
 from .conftest import HubEnv
 from .runlog import failed_steps, step_window
@@ -213,7 +214,47 @@ def test_termination_lets_the_running_step_end_and_starts_no_other() -> None:
         run = instance.get_run_by_id(result.run_id)
     assert _trace == ["asks_to_stop"]
     assert not result.success
+    assert "interrupted" in _reason(result)  # no step failed: the reason is the run's own
     assert run is not None and run.status in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE)
+
+
+@dg.asset(key="stops_first")
+def _stops_first() -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+    _wait_for(check_captured_interrupt, "the orchestrating thread never saw the signal")
+
+
+@dg.asset(key="pooled_still_running", pool="probe_pool")
+def _pooled_still_running() -> None:
+    # Still running when the hook of `stops_first` takes the interrupt (and clears it).
+    _wait_for(check_captured_interrupt, "no interrupt")
+    _wait_for(lambda: not check_captured_interrupt(), "the interrupt was never taken")
+
+
+@dg.failure_hook
+def _noting_hook(context: dg.HookContext) -> None: ...
+
+
+def hooked_stopping_job() -> dg.JobDefinition:
+    job = dg.define_asset_job("hooked_stopping", executor_def=threaded_executor, hooks={_noting_hook})
+    return dg.Definitions(assets=[_stops_first, _pooled_still_running], jobs=[job]).resolve_job_def("hooked_stopping")
+
+
+def _wait_for(condition: Callable[[], bool], failure: str) -> None:
+    deadline = time.monotonic() + BARRIER_TIMEOUT_S
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.01)
+
+
+def test_a_run_ended_early_frees_the_pool_slots_of_steps_still_running() -> None:
+    """The hook of the first step to end takes the interrupt and raises on the orchestrating
+    thread while another step holds a pool slot: that step's end must still free it."""
+    with dg.instance_for_test() as instance:
+        instance.event_log_storage.set_concurrency_slots("probe_pool", 1)
+        with dg.execute_job(dg.reconstructable(hooked_stopping_job), instance) as result:
+            assert not result.success
+        assert instance.event_log_storage.get_concurrency_info("probe_pool").claimed_slots == []
 
 
 # --- the index job ---------------------------------------------------------------------------
