@@ -14,6 +14,7 @@ must run hub_assets_tests/index/test_executor.py.
 import os
 import queue
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
@@ -42,6 +43,7 @@ from dagster._utils.interrupts import check_captured_interrupt
 # How long the orchestrating thread waits for a step event before it looks again for steps
 # that became runnable without one (a pool slot freed by another run, a retry's delay over).
 _POLL_S = 0.2
+_CHECK_DUE_PAUSE_S = 0.02
 
 
 @dataclass
@@ -124,7 +126,11 @@ class ThreadedExecutor(Executor):
                         running[step.key] = _Running(step_context)
                         pool.submit(_run_step, step.key, step_context, events)
                     if not running:
-                        active.sleep_til_ready()
+                        # Nothing can start yet: a retry waits out its delay, or a step waits for
+                        # its next pool-slot check. A check due now reads as <= 0: pause briefly
+                        # rather than spin this thread.
+                        interval = active.sleep_interval()
+                        time.sleep(interval if interval > 0 else _CHECK_DUE_PAUSE_S)
                         continue
                     try:
                         step_key, item = events.get(timeout=_POLL_S)
