@@ -24,7 +24,7 @@ class SnapshotRecord:
     """A snapshot as sent: full (`manifest`) or a delta over `base_snapshot_id`."""
 
     snapshot_id: str
-    created_at: str | None
+    created_at: datetime | None  # as read by the decoder: without an offset, UTC
     manifest: Manifest | None = None
     base_snapshot_id: str | None = None
     changes: Manifest = field(default_factory=dict)
@@ -35,7 +35,7 @@ class SnapshotRecord:
 class ResolvedSnapshot:
     snapshot_id: str
     manifest: Manifest
-    created_at: str | None
+    created_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

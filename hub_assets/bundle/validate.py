@@ -86,7 +86,7 @@ def check_snapshot(where: str, raw: Any, max_entries: int) -> SnapshotRecord:
     if created_at is not None:
         if not isinstance(created_at, str):
             raise BundleError(where, "created_at must be a string")
-        _timestamp(where, "created_at", created_at)
+        created_at = _timestamp(where, "created_at", created_at)
     if "manifest" in raw:
         manifest = _paths_to_ids(where, raw["manifest"], "manifest", max_entries)
         return SnapshotRecord(snapshot_id, created_at, manifest=manifest)

@@ -120,11 +120,13 @@ class Catalog(CatalogReads):
         )
 
     def add_snapshots(self, repo_id: str, snapshots: Iterable[ResolvedSnapshot]) -> int:
-        """Snapshot rows not yet in the catalog (manifests are most of the catalog's bytes)."""
+        """Snapshot rows not yet in the catalog (manifests are most of the catalog's bytes). A
+        snapshot sent without `created_at` gets the time it was written."""
+        now = datetime.now(UTC)
         return self._copy_missing(
             schema.snapshots,
             ["repo_id", "snapshot_id", "manifest", "created_at"],
-            ((repo_id, s.snapshot_id, ManifestJson(s.manifest), _moment(s.created_at)) for s in snapshots),
+            ((repo_id, s.snapshot_id, ManifestJson(s.manifest), s.created_at or now) for s in snapshots),
             key="snapshot_id",
             repo_id=repo_id,
         )
@@ -185,11 +187,3 @@ class Catalog(CatalogReads):
         with self.engine.begin() as conn:
             # RETURNING, not rowcount: an INSERT's rowcount is not reported through this driver.
             return conn.execute(statement.returning(table.c.head_commit_id)).first() is not None
-
-
-def _moment(text: str | None) -> datetime:
-    """A snapshot's time; one without an offset is UTC, as the decoder reads it (SPEC §3)."""
-    if not text:
-        return datetime.now(UTC)
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

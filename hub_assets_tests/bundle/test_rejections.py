@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import tracemalloc
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import msgpack
@@ -571,6 +572,12 @@ def test_committed_at_iso_variants_accepted(text: str) -> None:
     commits = decode(mutated(("commits", 0, "committed_at"), text)).commits
     assert all(c.committed_at_time.tzinfo is not None for c in commits)
     assert text in {c.committed_at for c in commits}
+
+
+def test_snapshot_created_at_without_offset_is_utc() -> None:
+    """One rule for a time without an offset, commit or snapshot: it is UTC, not the server's zone."""
+    snapshots = decode(mutated(("snapshots", 0, "created_at"), "2026-03-04T05:06:07.123456")).snapshots
+    assert datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC) in {s.created_at for s in snapshots}
 
 
 @pytest.mark.parametrize(

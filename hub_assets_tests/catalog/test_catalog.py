@@ -37,10 +37,7 @@ def manifest_of(i: int) -> dict[str, str]:
 
 
 def snapshot_records(n: int) -> list[ResolvedSnapshot]:
-    return [
-        ResolvedSnapshot(hex_id(f"snapshot{i}"), manifest_of(i), (T0 + timedelta(minutes=i)).isoformat())
-        for i in range(n)
-    ]
+    return [ResolvedSnapshot(hex_id(f"snapshot{i}"), manifest_of(i), T0 + timedelta(minutes=i)) for i in range(n)]
 
 
 def commit_records(n: int) -> list[CommitRecord]:
@@ -225,15 +222,6 @@ def test_snapshots_skip_present_rows_and_write_the_rest(catalog: Catalog) -> Non
     }
 
 
-def test_snapshot_time_without_offset_is_utc(catalog: Catalog) -> None:
-    [record] = snapshot_records(1)
-    naive = ResolvedSnapshot(record.snapshot_id, record.manifest, "2026-03-04T05:06:07.123456")
-    assert catalog.add_snapshots(REPO, [naive]) == 1
-    with catalog.engine.connect() as conn:
-        stored = conn.execute(sa.text("SELECT created_at FROM musehub_snapshots")).scalar_one()
-    assert stored == datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
-
-
 def test_direct_copy_meeting_a_concurrent_row_falls_back_within_the_transaction(catalog: Catalog) -> None:
     """A row written by another run between the caller's check and its COPY: the chunk is
     rolled back to a savepoint and written through ON CONFLICT; earlier writes of the same
@@ -245,7 +233,7 @@ def test_direct_copy_meeting_a_concurrent_row_falls_back_within_the_transaction(
     records = snapshot_records(6)
     catalog.add_snapshots(REPO, records[3:4])
     columns = ["repo_id", "snapshot_id", "manifest", "created_at"]
-    rows = [(REPO, r.snapshot_id, ManifestJson(r.manifest), datetime.fromisoformat(r.created_at)) for r in records]
+    rows = [(REPO, r.snapshot_id, ManifestJson(r.manifest), r.created_at) for r in records]
     with catalog.engine.begin() as conn:
         assert copy_new_rows(conn, schema.snapshots, columns, rows[:2], "ON CONFLICT DO NOTHING", 2) == 2
         assert copy_new_rows(conn, schema.snapshots, columns, rows[2:], "ON CONFLICT DO NOTHING", 2) == 3

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 import dagster as dg
+import pytest
 from dagster._utils.interrupts import check_captured_interrupt
 
 from hub_assets.index.executor import threaded_executor
@@ -23,6 +24,7 @@ from .conftest import HubEnv
 from .runlog import failed_steps, step_window
 
 BARRIER_TIMEOUT_S = 20
+SECOND_CALLER_WAIT_S = 1.0
 _INDEX_STEPS = ("bundle", "object_blobs", "object_rows", "object_refs", "snapshots", "commits")
 _trace: list[str] = []
 _trace_lock = threading.Lock()
@@ -268,3 +270,35 @@ def test_index_job_keeps_its_step_order(hub_env: HubEnv, fixture_bytes: Callable
     assert window["object_blobs"][1] <= window["object_rows"][0]
     assert window["object_rows"][1] <= window["object_refs"][0]
     assert max(window["snapshots"][1], window["object_refs"][1]) <= window["commits"][0]
+
+
+def test_steps_starting_at_once_below_bundle_decode_it_once(
+    hub_env: HubEnv, fixture_bytes: Callable[[str], bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-materialization of object_blobs and snapshots alone: both steps start together and
+    each needs the decoded bundle; one decodes it, the other waits for it."""
+    from hub_assets.index import resources
+    from hub_assets.index.job import PARTITION_TAG
+    from hub_assets.index.run import index_job
+
+    key = hub_env.upload("r-once", fixture_bytes("muse-merge.bundle"))
+    hub_env.index_ok(key)
+    decodes: list[int] = []
+    decode = resources.decode_bundle
+
+    def slow_decode(*args: object, **kwargs: object) -> object:
+        # Hold the first decode open long enough for the other step to arrive: without the
+        # lock it starts a second decode, which this test must see.
+        decodes.append(1)
+        deadline = time.monotonic() + SECOND_CALLER_WAIT_S
+        while len(decodes) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(resources, "decode_bundle", slow_decode)
+    selection = [dg.AssetKey("object_blobs"), dg.AssetKey("snapshots")]
+    with dg.execute_job(
+        dg.reconstructable(index_job), hub_env.instance, tags={PARTITION_TAG: key}, asset_selection=selection
+    ) as result:
+        assert result.success
+    assert len(decodes) == 1
