@@ -217,7 +217,7 @@ def _fresh_store(target: Target, bundle: BundleInfo, token: str) -> tuple[str, A
 def _count_stored_objects(target: Target, store_url: str) -> int:
     if target.kind == "file":
         root = Path(store_url.removeprefix("file://")) / "objects"
-        return sum(1 for _, _, files in os.walk(root) for f in files if not f.startswith(".tmp-"))
+        return sum(len(files) for _, _, files in os.walk(root))  # temp files live outside objects/
     assert target.s3 is not None
     bucket = store_url.removeprefix("s3://").split("/", 1)[0]
     root = target.s3.directory / bucket / "hub" / "objects"

@@ -37,11 +37,13 @@ _UNSERVABLE_COMMITS = sa.text(
 @dataclass(frozen=True)
 class State:
     """The catalog digest of the index tests (every musehub_* row minus clocks and timings, and
-    the store listing with sizes), the sha256 of each stored object's bytes, and row counts."""
+    the store listing with sizes), the sha256 of each stored object's bytes, row counts, and the
+    files of a file store that are no key."""
 
     catalog_digest: str
     object_hashes: dict[str, str]
     counts: dict[str, int]
+    stray_files: list[str]
 
 
 def object_hashes(store: ObjectStore) -> dict[str, str]:
@@ -53,7 +55,7 @@ def object_hashes(store: ObjectStore) -> dict[str, str]:
 
 def state_of(hub: HubEnv) -> State:
     counts = {table: hub.count(table) for table in (*CATALOG_TABLES, "musehub_bundles")}
-    return State(hub.catalog_digest(), object_hashes(hub.store), counts)
+    return State(hub.catalog_digest(), object_hashes(hub.store), counts, stray_files(hub.store))
 
 
 def torn_objects(hashes: dict[str, str]) -> list[str]:
@@ -97,14 +99,15 @@ _PROGRESS = sa.text(
 def progress(hub: HubEnv) -> dict[str, int | str]:
     """How far the index of the catalog's bundles got, as committed: objects in the store, rows
     promoted and still holding inline bytes, refs, snapshots, commits, bundle statuses, and
-    leftover temp files of a file store."""
+    the files of a file store that are no key (a killed writer's temp files)."""
     with hub.catalog.engine.connect() as conn:
         counts = dict(conn.execute(_PROGRESS).one()._mapping)
-    return {"stored": len(list(hub.store.list(OBJECTS))), **counts, "temp_files": len(temp_files(hub.store))}
+    return {"stored": len(list(hub.store.list(OBJECTS))), **counts, "temp_files": len(stray_files(hub.store))}
 
 
-def temp_files(store: ObjectStore) -> list[str]:
-    """Files a file store writes before linking them into place (none in S3)."""
+def stray_files(store: ObjectStore) -> list[str]:
+    """Files under a file store's root that its listing does not show as keys (none in S3)."""
     if not isinstance(store, FileStore):
         return []
-    return [name for _, _, names in os.walk(store.root) for name in names if name.startswith(".tmp-")]
+    on_disk = {os.path.relpath(os.path.join(d, f), store.root) for d, _, files in os.walk(store.root) for f in files}
+    return sorted(on_disk - {item.key for item in store.list("")})

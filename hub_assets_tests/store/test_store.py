@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import boto3
 import pytest
 
 from hub_assets.store import FileStore, ObjectNotFound, ObjectStore, S3Store, object_key, open_store
+from hub_assets.store.file import TEMP_DIR
+
+T = TypeVar("T")
+DEADLINE_S = 60
 
 
 @pytest.fixture
@@ -39,27 +49,39 @@ def test_put_is_write_once(store: ObjectStore) -> None:
     assert store.get("k/once") == b"first"
 
 
-def test_racing_puts_one_winner_whole_bytes(store: ObjectStore) -> None:
-    writers = 16
-    barrier = threading.Barrier(writers)
-    # Distinct, same-length payloads of ~1 MiB: a torn mix would show bytes of two writers.
-    payloads = [bytes([i]) * (1024 * 1024) for i in range(writers)]
-    results: list[bool | None] = [None] * writers
+def all_at_once(task: Callable[[int], T], count: int) -> list[T]:
+    """task(0) … task(count - 1), each on a thread of its own, released together; their results.
+    A barrier not reached, or a thread still running, DEADLINE_S later fails the test (the
+    threads are daemons: a hung one cannot hold the test run either)."""
+    barrier = threading.Barrier(count, timeout=DEADLINE_S)
+    results: dict[int, T] = {}
     errors: list[BaseException] = []
 
-    def put(i: int) -> None:
+    def released(i: int) -> None:
         try:
             barrier.wait()
-            results[i] = store.put("race/key", payloads[i])
+            results[i] = task(i)
         except BaseException as error:
             errors.append(error)
 
-    threads = [threading.Thread(target=put, args=(i,)) for i in range(writers)]
+    threads = [threading.Thread(target=released, args=(i,), daemon=True) for i in range(count)]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + DEADLINE_S
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(max(0.0, deadline - time.monotonic()))
+    assert not any(thread.is_alive() for thread in threads), f"threads still running after {DEADLINE_S}s"
     assert not errors, errors
+    return [results[i] for i in range(count)]
+
+
+def test_racing_puts_one_winner_whole_bytes(store: ObjectStore) -> None:
+    writers = 16
+    # Distinct, same-length payloads of ~1 MiB: a torn mix would show bytes of two writers.
+    payloads = [bytes([i]) * (1024 * 1024) for i in range(writers)]
+
+    results = all_at_once(lambda i: store.put("race/key", payloads[i]), writers)
+
     winners = [i for i, won in enumerate(results) if won is True]
     assert len(winners) == 1, results
     assert all(won is False for i, won in enumerate(results) if i != winners[0])
@@ -138,27 +160,102 @@ def test_put_many(store: ObjectStore) -> None:
 # --- file store -------------------------------------------------------------------------------
 
 
-def test_file_store_leaves_no_temp_files(file_store_url: str) -> None:
-    store = open_store(file_store_url)
-    assert isinstance(store, FileStore)
+def temp_files(root: Path) -> list[str]:
+    """What is in the file store's temp directory."""
+    temp_dir = root / TEMP_DIR
+    return sorted(os.listdir(temp_dir)) if temp_dir.exists() else []
+
+
+@pytest.fixture
+def file_root(file_store_url: str) -> Path:
+    return Path(urlparse(file_store_url).path)
+
+
+def test_file_store_leaves_no_temp_files(file_root: Path) -> None:
+    store = FileStore(file_root)
     store.put_many([(f"objects/{i % 7:02d}/{i}", lambda i=i: b"x" * i) for i in range(50)], in_flight=8)
     store.put("objects/00/0", b"again")  # the write-once path
-    barrier = threading.Barrier(8)
-
-    def race(i: int) -> None:
-        barrier.wait()
-        store.put("objects/race/key", bytes([i]) * 4096)
-
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    leftovers = [name for _, _, files in os.walk(store.root) for name in files if name.startswith(".tmp-")]
-    assert leftovers == []
+    all_at_once(lambda i: store.put("objects/race/key", bytes([i]) * 4096), 8)
+    assert temp_files(file_root) == []
+    assert len(list(store.list(""))) == 51
 
 
-@pytest.mark.parametrize("key", ["../x", "a/../../x", "/etc/passwd", "a/..", "..", "a\\..\\x"])
+KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from hub_assets.store import FileStore
+os.link = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+FileStore(Path(sys.argv[1])).put("objects/ab/killed", b"bytes of a writer killed before its link")
+"""
+
+
+def test_a_killed_writers_temp_file_is_removed_by_the_next_put(file_root: Path) -> None:
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(file_root)], capture_output=True, text=True, timeout=DEADLINE_S
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (left,) = temp_files(file_root)
+    assert (file_root / TEMP_DIR / left).stat().st_size > 0
+
+    store = FileStore(file_root)
+    store.put("objects/cd/next", b"x")
+
+    assert temp_files(file_root) == []
+    assert [item.key for item in store.list("")] == ["objects/cd/next"]
+
+
+def test_a_sweep_leaves_a_live_writers_temp_file(file_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer, sweeper = FileStore(file_root), FileStore(file_root)
+    data = b"written while another store sweeps" * 100
+    at_link, release = threading.Event(), threading.Event()
+    link = os.link
+
+    def held_link(src: str, dst: str, **kwargs: object) -> None:
+        if dst.endswith("/held"):
+            at_link.set()
+            assert release.wait(DEADLINE_S)
+        link(src, dst, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "link", held_link)
+    outcome: dict[str, bool] = {}
+    thread = threading.Thread(target=lambda: outcome.update(put=writer.put("objects/ab/held", data)), daemon=True)
+    thread.start()
+    assert at_link.wait(DEADLINE_S)
+
+    sweeper.put("objects/cd/other", b"x")  # its first put sweeps the temp directory
+
+    assert len(temp_files(file_root)) == 1
+    release.set()
+    thread.join(DEADLINE_S)
+    assert outcome == {"put": True}
+    assert writer.get("objects/ab/held") == data
+    assert temp_files(file_root) == []
+
+
+def test_a_temp_file_swept_before_its_writer_locked_it_is_replaced(
+    file_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer, sweeper = FileStore(file_root), FileStore(file_root)
+    writer.put("objects/00/first", b"x")  # the writer's own sweep is behind it
+    flock = fcntl.flock
+    swept: list[bool] = []
+
+    def sweep_before_lock(fd: int, operation: int) -> None:
+        if operation == fcntl.LOCK_EX and not swept:
+            swept.append(True)
+            sweeper.put("objects/cd/other", b"y")  # finds the writer's new temp file unlocked
+        flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", sweep_before_lock)
+
+    assert writer.put("objects/ab/key", b"the writer's bytes") is True
+
+    assert swept == [True]
+    assert writer.get("objects/ab/key") == b"the writer's bytes"
+    assert temp_files(file_root) == []
+
+
+@pytest.mark.parametrize("key", ["../x", "a/../../x", "/etc/passwd", "a/..", "..", "a\\..\\x", f"{TEMP_DIR}/x"])
 def test_file_store_key_cannot_escape_root(file_store_url: str, key: str) -> None:
     store = open_store(file_store_url)
     with pytest.raises(ValueError):
@@ -168,6 +265,7 @@ def test_file_store_key_cannot_escape_root(file_store_url: str, key: str) -> Non
     with pytest.raises(ValueError):
         store.get(key)
     assert not (store.root.parent / "x").exists()
+    assert list(store.list(f"{TEMP_DIR}/")) == []
 
 
 def test_file_store_root_must_be_absolute() -> None:
