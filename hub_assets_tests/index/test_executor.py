@@ -24,7 +24,6 @@ from .conftest import HubEnv
 from .runlog import failed_steps, step_window
 
 BARRIER_TIMEOUT_S = 20
-SECOND_CALLER_WAIT_S = 1.0
 _INDEX_STEPS = ("bundle", "object_blobs", "object_rows", "object_refs", "snapshots", "commits")
 _trace: list[str] = []
 _trace_lock = threading.Lock()
@@ -276,29 +275,47 @@ def test_steps_starting_at_once_below_bundle_decode_it_once(
     hub_env: HubEnv, fixture_bytes: Callable[[str], bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A re-materialization of object_blobs and snapshots alone: both steps start together and
-    each needs the decoded bundle; one decodes it, the other waits for it."""
+    each needs the decoded bundle; one decodes it, the other waits for it. The first decode is
+    held until the other step is inside `load` too, so the steps are proven to have overlapped."""
     from hub_assets.index import resources
     from hub_assets.index.job import PARTITION_TAG
     from hub_assets.index.run import index_job
 
     key = hub_env.upload("r-once", fixture_bytes("muse-merge.bundle"))
     hub_env.index_ok(key)
-    decodes: list[int] = []
-    decode = resources.decode_bundle
+    inside_load: list[str] = []
+    most_inside_load = 0
+    decodes = 0
+    count_lock = threading.Lock()
+    load, decode = resources.BundleSource.load, resources.decode_bundle
 
-    def slow_decode(*args: object, **kwargs: object) -> object:
-        # Hold the first decode open long enough for the other step to arrive: without the
-        # lock it starts a second decode, which this test must see.
-        decodes.append(1)
-        deadline = time.monotonic() + SECOND_CALLER_WAIT_S
-        while len(decodes) < 2 and time.monotonic() < deadline:
+    def counted_load(self: resources.BundleSource, partition_key: str) -> resources.BundleRun:
+        nonlocal most_inside_load
+        with count_lock:
+            inside_load.append(partition_key)
+            most_inside_load = max(most_inside_load, len(inside_load))
+        try:
+            return load(self, partition_key)
+        finally:
+            with count_lock:
+                inside_load.pop()
+
+    def decode_once_both_are_inside(*args: object, **kwargs: object) -> object:
+        nonlocal decodes
+        with count_lock:
+            decodes += 1
+        deadline = time.monotonic() + BARRIER_TIMEOUT_S
+        while len(inside_load) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         return decode(*args, **kwargs)
 
-    monkeypatch.setattr(resources, "decode_bundle", slow_decode)
+    monkeypatch.setattr(resources.BundleSource, "load", counted_load)
+    monkeypatch.setattr(resources, "decode_bundle", decode_once_both_are_inside)
     selection = [dg.AssetKey("object_blobs"), dg.AssetKey("snapshots")]
     with dg.execute_job(
         dg.reconstructable(index_job), hub_env.instance, tags={PARTITION_TAG: key}, asset_selection=selection
     ) as result:
         assert result.success
-    assert len(decodes) == 1
+
+    assert most_inside_load == 2, "the two steps were never inside load at the same time"
+    assert decodes == 1
