@@ -50,6 +50,15 @@ HONEST_PUSH = one_file_push(make_object(TRUE_BYTES), "honest")
 FORGED_PUSH = one_file_push(make_object(FORGED_BYTES, object_id=OBJECT_ID), "forged")
 
 
+def refused_push_carrying_the_object() -> tuple[bytes, str, str]:
+    """(wire bytes, snapshot id, reason) of a bundle carrying OBJECT_ID with its true bytes, in a
+    snapshot refused for a path climbing out of the repo."""
+    snapshot = full_snapshot({"file.txt": OBJECT_ID, "../escape.txt": OBJECT_ID})
+    commit = make_commit(snapshot["snapshot_id"], message="refused", committed_at=timestamp(1))
+    data = pack(make_bundle(commits=[commit], snapshots=[snapshot], objects=[make_object(TRUE_BYTES)]))
+    return data, snapshot["snapshot_id"], "path '../escape.txt' contains '..'"
+
+
 def row(hub: Hub) -> ObjectRow:
     return object_rows(hub, [OBJECT_ID])[OBJECT_ID]
 
@@ -129,8 +138,12 @@ def test_another_repos_object_is_not_found_like_a_missing_one(hub_env: HubEnv, h
     missing = not_found_text(hub, BYSTANDER, fake_id("missing"))
     assert missing == (NotFound, f"object <id> not found in repo {BYSTANDER}")
     honest = push_main(hub, HONEST, HONEST_PUSH)
-    refused = CORPUS["path-traversal"]()  # a repo whose bundle was refused gains no reference either
-    hub_env.index(hub_env.upload(BYSTANDER, refused.data))
+    # A repo whose bundle carrying the object was refused gains no reference to it either.
+    data, snapshot_id, reason = refused_push_carrying_the_object()
+    refused = hub_env.upload(BYSTANDER, data)
+    (outcome,) = hub_env.index(refused)
+    assert not outcome.success and failed_steps(hub_env.instance, outcome.run_id) == ["bundle"]
+    assert outcome.error == f"bundle {refused}: snapshots[0] {snapshot_id}: {reason}"
 
     assert not_found_text(hub, BYSTANDER, OBJECT_ID) == missing  # while inline only
     hub_env.index_ok(honest)
