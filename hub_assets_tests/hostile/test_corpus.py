@@ -32,6 +32,8 @@ from .corpus import (
 )
 from .processes import CLI, hub_child_env, run_measured
 
+README_BOMB_PEAK_MIB = 151  # README, guarantees: "refused at a peak RSS of 151 MiB"
+MIB = 1 << 20
 # On S3 too: one case of each kind of rule (wire, key, types, ids, paths, references, content, limits).
 S3_SUBSET = [
     "truncated-msgpack",
@@ -104,8 +106,9 @@ def test_corpus_has_30_cases_or_more_and_the_s3_subset_is_in_it() -> None:
 
 
 def test_bomb_refused_in_bounded_memory(pg_url: str, file_store_url: str, tmp_path: Path) -> None:
-    """`hub-assets index` on the bomb, in a process of its own: its peak RSS stays far below what
-    the bomb decodes to (SPEC §3: refused without ever holding more than the per-object limit)."""
+    """`hub-assets index` on the bomb, in a process of its own: its peak RSS (the whole process,
+    C allocations included) stays within 25 % of the README's figure, which is what the process
+    peaks at indexing a two-object bundle, far below the per-object limit of 64 MiB on top."""
     case = CORPUS["zstd-bomb"]()
     pk = partition_key(REPO, sha256_hex(case.data))
     store = open_store(file_store_url)
@@ -116,7 +119,8 @@ def test_bomb_refused_in_bounded_memory(pg_url: str, file_store_url: str, tmp_pa
 
     assert done.returncode == 1, done.stderr
     assert done.stderr.count("\n") == 1 and case.record in done.stderr and "decodes to more than" in done.stderr
-    assert len(case.data) < 200_000 and done.peak_rss_bytes < BOMB_DECODED_BYTES / 8, done.peak_rss_bytes
+    assert len(case.data) < 200_000 and BOMB_DECODED_BYTES == 4 << 30
+    assert done.peak_rss_bytes <= 1.25 * README_BOMB_PEAK_MIB * MIB, f"peak RSS {done.peak_rss_bytes / MIB:.0f} MiB"
 
 
 @pytest.mark.parametrize("store_url", ["file", "s3"], indirect=True)
