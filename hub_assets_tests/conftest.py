@@ -1,14 +1,15 @@
-"""Shared fixtures: a PostgreSQL server with a fresh database per test, and file/S3 object stores."""
+"""Shared fixtures: a PostgreSQL server with a fresh database per test, file/S3 object stores, and
+the Dagster instance production runs on."""
 
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
+import dagster as dg
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -19,6 +20,9 @@ from hub_assets.embedded_postgres import (
     server_answers,
     with_database,
 )
+from hub_assets.index.run import apply_pool_limits
+from hub_assets_tests.instance import InstanceHome, instance_dir
+from hub_assets_tests.ports import free_port as free_port  # where tests written before ports.py look
 
 MACHINE_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 EMBEDDED_PG_DIR = Path("~/.cache/hub_assets_test_pg")
@@ -53,19 +57,48 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
         drop_database(pg_admin_url, name)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.fixture(scope="module")
+def instance_home(pg_admin_url: str) -> Iterator[InstanceHome]:
+    """A Dagster instance from the project's dagster.yaml, on a PostgreSQL database of its own,
+    one per test module: making Dagster's schema takes about 2 s, so each test gets it wiped
+    instead (`dagster_instance`)."""
+    name = create_database(pg_admin_url)
+    try:
+        with instance_dir() as directory:
+            home = InstanceHome.create(Path(directory), with_database(pg_admin_url, name))
+            with pytest.MonkeyPatch.context() as patch:
+                for variable, value in home.env().items():
+                    patch.setenv(variable, value)
+                home.open().dispose()  # creates the schema
+            yield home
+    finally:
+        drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def dagster_instance(instance_home: InstanceHome, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
+    """The instance production runs on (hub_assets_tests/instance.py), empty: no runs, events,
+    partitions or slots of an earlier test, and the pool limits `hub-assets` applies at start-up.
+    Its variables stay exported for the test, so a `hub-assets` child opens this same instance."""
+    for variable, value in instance_home.env().items():
+        monkeypatch.setenv(variable, value)
+    instance = instance_home.open()
+    try:
+        instance.wipe()
+        apply_pool_limits(instance)
+        yield instance
+    finally:
+        instance.dispose()
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    # Port 0: the server binds a free port itself, so no other process can take it in between.
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
     finally:
         server.stop()
 

@@ -2,16 +2,20 @@
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import urllib.request
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-from hub_assets_tests.conftest import FIXTURES_DIR, free_port
-from hub_assets_tests.polling import wait_until
+import pytest
 
-CLI = [sys.executable, "-m", "hub_assets.cli"]
+from hub_assets_tests import ports as port_module
+from hub_assets_tests.conftest import FIXTURES_DIR
+from hub_assets_tests.dev_server import CLI, cli_status, start_dev
+from hub_assets_tests.polling import wait_until
+from hub_assets_tests.ports import free_port, listened_by_descendant
 
 
 def _live_processes_mentioning(text: str) -> list[int]:
@@ -31,36 +35,45 @@ def _live_processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def _answers(url: str) -> bool:
+class _Stranger(BaseHTTPRequestHandler):
+    """Another process's server: it answers every GET, /server_info included."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def stranger_on_the_next_free_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """A server of someone else's listening on the port `free_port` hands out next, as when
+    another process binds a port between the test choosing it and its server binding it."""
+    stranger = HTTPServer(("127.0.0.1", 0), _Stranger)
+    ports = iter([stranger.server_port])
+    monkeypatch.setattr(port_module, "free_port", lambda: next(ports, None) or free_port())
+    thread = threading.Thread(target=stranger.serve_forever, daemon=True)
+    thread.start()
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+        yield stranger.server_port
+    finally:
+        stranger.shutdown()
+        stranger.server_close()
 
 
-def _status(env: dict[str, str]) -> list[dict]:
-    done = subprocess.run([*CLI, "status", "--json"], env=env, capture_output=True, text=True, timeout=60)
-    return json.loads(done.stdout) if done.returncode == 0 else []
-
-
-def test_dev_indexes_a_push_through_the_sensor_and_stops_cleanly(tmp_path: Path) -> None:
+def test_dev_indexes_a_push_through_the_sensor_and_stops_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "hub"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "DAGSTER_", "AWS_"))}
     env["HUB_HOME"] = str(home)
-    port = free_port()
-    dev = subprocess.Popen(
-        [*CLI, "dev", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    with stranger_on_the_next_free_port(monkeypatch) as taken:
+        dev = start_dev(env, tmp_path / "dev.log")
     try:
-        first_line = dev.stdout.readline() if dev.stdout else ""
-        assert f"http://127.0.0.1:{port}" in first_line
-        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/server_info"), 90, 0.5, what="the Dagster UI")
+        assert dev.port != taken and listened_by_descendant(dev.port, dev.process.pid), "started on a port of its own"
+        assert f"hub-assets dev: Dagster UI at {dev.url}" in dev.output().splitlines()[0]
         pushed = subprocess.run(
             [*CLI, "push", str(FIXTURES_DIR / "muse-merge.bundle"), "--repo", "dev-test", "--branch", "main", "--json"],
             env=env,
@@ -72,12 +85,11 @@ def test_dev_indexes_a_push_through_the_sensor_and_stops_cleanly(tmp_path: Path)
         key = json.loads(pushed.stdout)["bundle_key"]
 
         def indexed() -> bool:
-            return any(b["bundle_key"] == key and b["status"] == "indexed" for b in _status(env))
+            return any(b["bundle_key"] == key and b["status"] == "indexed" for b in cli_status(env))
 
         wait_until(indexed, 120, 1.0, what="the sensor-triggered run to index the push")
     finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        dev.wait(60)
-    assert dev.returncode == 0
+        returncode = dev.stop()
+    assert returncode == 0
     wait_until(lambda: not _live_processes_mentioning(str(home)), 30, 0.5, what="every process of dev to exit")
     assert (home / "postgres").is_dir(), "the embedded database's data stays for the next start"
