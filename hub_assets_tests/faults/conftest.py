@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
-import dagster as dg
 import pytest
 
 from hub_assets.catalog import Catalog
@@ -22,7 +21,7 @@ from hub_assets.settings import DATABASE_URL, OBJECT_STORE_URL
 from hub_assets.store import open_store
 from hub_assets_tests.bundle.builders import History, build_history
 from hub_assets_tests.conftest import create_database, drop_database
-from hub_assets_tests.index.conftest import HubEnv, instance_dir, sha256_hex
+from hub_assets_tests.index.conftest import HubEnv, sha256_hex
 
 from .state import State, state_of
 
@@ -36,12 +35,13 @@ CHUNK_ROWS = 4
 
 @dataclass
 class Rig:
-    """The test's catalog and store (HubEnv) with the bundle pushed, and the Dagster home every
-    run of the test shares, as `hub-assets index` runs share one instance."""
+    """The test's catalog and store (HubEnv) with the bundle pushed. Every run of the test, the
+    crash driver's too, goes to the test's `dagster_instance`, as `hub-assets index` runs share one."""
 
     hub: HubEnv
     partition_key: str
-    dagster_home: str
+    database_url: str  # the catalog's, as HUB_DATABASE_URL
+    store_url: str
 
 
 def inline_ids(history: History) -> list[str]:
@@ -106,7 +106,7 @@ def open_rig(
     reference state on a database of its own."""
     with ExitStack() as stack:
 
-        def enter_hub(kind: str) -> HubEnv:
+        def enter_hub(kind: str) -> tuple[HubEnv, str, str]:
             if kind == "s3":
                 request.getfixturevalue("s3_env")
             name = create_database(pg_admin_url)
@@ -118,16 +118,15 @@ def open_rig(
             stack.callback(store.close)
             stack.callback(catalog.engine.dispose)
             catalog.create_schema()
-            home = stack.enter_context(instance_dir())
-            instance = stack.enter_context(dg.instance_for_test(temp_dir=home))
-            return HubEnv(store=store, instance=instance, catalog=catalog)
+            hub = HubEnv(store=store, instance=request.getfixturevalue("dagster_instance"), catalog=catalog)
+            return hub, url, store_url
 
         def open_one(kind: str) -> Rig:
             if kind not in reference_states:
-                reference = enter_hub(kind)
+                reference, _, _ = enter_hub(kind)
                 reference.index_ok(push_style(reference, HISTORY))
                 reference_states[kind] = state_of(reference)
-            hub = enter_hub(kind)
-            return Rig(hub, push_style(hub, HISTORY), str(hub.instance.root_directory))
+            hub, url, store_url = enter_hub(kind)
+            return Rig(hub, push_style(hub, HISTORY), url, store_url)
 
         yield open_one

@@ -1,12 +1,13 @@
 """Child process of the crash tests: index partitions as `hub-assets index` does, after arranging
 to SIGKILL itself at one point of the run.
 
-    python -m hub_assets_tests.faults.crash_driver --instance DIR [--kill POINT] PARTITION_KEY...
+    python -m hub_assets_tests.faults.crash_driver [--kill POINT] PARTITION_KEY...
 
 POINT is `<where>:<arg>` (see KILL_POINTS): one library function is wrapped so that the process
 dies there, without unwinding, as on an OOM kill or a lost machine. The environment carries the
-catalog and store settings (HUB_DATABASE_URL, HUB_OBJECT_STORE_URL, AWS_*). Prints the outcomes
-as JSON when the run ends without being killed.
+catalog and store settings (HUB_DATABASE_URL, HUB_OBJECT_STORE_URL, AWS_*) and the instance's
+(DAGSTER_HOME and what its dagster.yaml reads). Prints the outcomes as JSON when the run ends
+without being killed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import obstore
 
 from hub_assets.catalog import Catalog
 from hub_assets.catalog import catalog as catalog_module
+from hub_assets.environment import open_instance, prepare
 from hub_assets.index import assets
 from hub_assets.index.run import apply_pool_limits, index_partitions
 from hub_assets.settings import OBJECT_STORE_URL
@@ -148,14 +150,13 @@ KILL_POINTS: dict[str, Callable[[str], None]] = {
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--instance", required=True, help="home of the Dagster instance (kept across runs)")
     parser.add_argument("--kill", help="<where>:<arg>, where is one of " + ", ".join(KILL_POINTS))
     parser.add_argument("partition_keys", nargs="+")
     args = parser.parse_args()
     if args.kill:
         where, _, arg = args.kill.partition(":")
         KILL_POINTS[where](arg)
-    with dg.instance_for_test(temp_dir=args.instance) as instance:
+    with open_instance(prepare()) as instance:
         apply_pool_limits(instance)
         outcomes = index_partitions(instance, args.partition_keys)
     print(json.dumps([dataclasses.asdict(outcome) for outcome in outcomes]))

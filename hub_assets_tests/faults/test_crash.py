@@ -86,7 +86,7 @@ CASES = [
 
 def run_driver(rig: Rig, kill: str) -> subprocess.CompletedProcess[str]:
     """Index the rig's partition in a child process that SIGKILLs itself at `kill`."""
-    command = [sys.executable, "-m", DRIVER, "--instance", rig.dagster_home, "--kill", kill, rig.partition_key]
+    command = [sys.executable, "-m", DRIVER, "--kill", kill, rig.partition_key]
     env = {**os.environ, "HUB_CATALOG_CHUNK_ROWS": str(CHUNK_ROWS)}
     return subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180, check=False)
 

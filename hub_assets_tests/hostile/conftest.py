@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from hub_assets.hub import Hub
-from hub_assets_tests.index.conftest import HubEnv, dagster_instance, hub_env
+from hub_assets_tests.index.conftest import HubEnv, hub_env
 
-__all__ = ["dagster_instance", "hub", "hub_env"]
+__all__ = ["hub", "hub_env"]
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import pytest
 from hub_assets.hub import Hub
 from hub_assets.index.run import IndexOutcome, index_partitions
 from hub_assets.settings import DATABASE_URL, OBJECT_STORE_URL
-from hub_assets_tests.index.conftest import instance_dir
 
 Indexer = Callable[..., list[IndexOutcome]]
 
@@ -35,28 +34,34 @@ def file_hub(pg_url: str, file_store_url: str) -> Iterator[Hub]:
     yield from open_hub(pg_url, file_store_url)
 
 
-def _indexer(database_url: str, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Indexer]:
+def _indexer(
+    database_url: str, store_url: str, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> Indexer:
     monkeypatch.setenv(DATABASE_URL, database_url)
     monkeypatch.setenv(OBJECT_STORE_URL, store_url)
-    with instance_dir() as home, dg.instance_for_test(temp_dir=home) as instance:
 
-        def index(*partition_keys: str, expect_success: bool = True) -> list[IndexOutcome]:
-            outcomes = index_partitions(instance, list(partition_keys))
-            if expect_success:
-                failed = [(o.partition_key, o.error) for o in outcomes if not o.success]
-                assert not failed, f"index runs failed: {failed}"
-            return outcomes
+    def index(*partition_keys: str, expect_success: bool = True) -> list[IndexOutcome]:
+        outcomes = index_partitions(instance, list(partition_keys))
+        if expect_success:
+            failed = [(o.partition_key, o.error) for o in outcomes if not o.success]
+            assert not failed, f"index runs failed: {failed}"
+        return outcomes
 
-        yield index
-
-
-@pytest.fixture
-def index(pg_url: str, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Indexer]:
-    """`index(*partition_keys)`: materialize those partitions now, against `hub`'s database and store."""
-    yield from _indexer(pg_url, store_url, monkeypatch)
+    return index
 
 
 @pytest.fixture
-def file_index(pg_url: str, file_store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Indexer]:
+def index(
+    pg_url: str, store_url: str, dagster_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> Indexer:
+    """`index(*partition_keys)`: materialize those partitions now, against `hub`'s database and
+    store, on the instance production runs on."""
+    return _indexer(pg_url, store_url, dagster_instance, monkeypatch)
+
+
+@pytest.fixture
+def file_index(
+    pg_url: str, file_store_url: str, dagster_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> Indexer:
     """`index` against `file_hub`'s database and store."""
-    yield from _indexer(pg_url, file_store_url, monkeypatch)
+    return _indexer(pg_url, file_store_url, dagster_instance, monkeypatch)

@@ -1,11 +1,10 @@
-"""The index under test: the real Definitions, a fresh catalog, both stores, one Dagster instance per test."""
+"""The index under test: the real Definitions, a fresh catalog, both stores, and the Dagster
+instance production runs on (`dagster_instance`, hub_assets_tests/conftest.py), empty for each test."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from hub_assets.catalog import Catalog
 from hub_assets.index.run import IndexOutcome, index_partitions
 from hub_assets.settings import DATABASE_URL, OBJECT_STORE_URL
 from hub_assets.store import ObjectStore, open_store, partition_key, upload_key
+from hub_assets_tests.instance import instance_dir as instance_dir  # where tests written before instance.py look
 
 # Columns a second run may legitimately change: clocks, and the timings inside stats.
 VOLATILE_COLUMNS = frozenset({"created_at", "updated_at", "indexed_at", "pushed_at"})
@@ -91,19 +91,6 @@ class HubEnv(UploadEnv):
                 query = sa.text(f"SELECT to_jsonb(t) FROM {table} t ORDER BY {order}")
                 state[table] = [_stable(table, row) for (row,) in conn.execute(query)]
         return sha256_hex(json.dumps(state, sort_keys=True, default=str).encode())
-
-
-def instance_dir() -> tempfile.TemporaryDirectory[str]:
-    """A home for a test instance, in memory where the machine has a tmpfs: its SQLite event log
-    syncs to disk on every event, which on a disk-backed /tmp doubles the time of a run."""
-    shm = "/dev/shm"
-    return tempfile.TemporaryDirectory(dir=shm if os.access(shm, os.W_OK) else None, prefix="hub-dagster-")
-
-
-@pytest.fixture
-def dagster_instance() -> Iterator[dg.DagsterInstance]:
-    with instance_dir() as home, dg.instance_for_test(temp_dir=home) as instance:
-        yield instance
 
 
 @pytest.fixture

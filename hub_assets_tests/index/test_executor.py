@@ -68,10 +68,9 @@ def meeting_job() -> dg.JobDefinition:
     return _job("meeting", [_root, _left, _right])
 
 
-def test_independent_steps_run_at_the_same_time() -> None:
-    with dg.instance_for_test() as instance:
-        result = _execute(meeting_job, instance)
-        assert result.success, [e.message for e in result.all_events if e.is_failure]
+def test_independent_steps_run_at_the_same_time(dagster_instance: dg.DagsterInstance) -> None:
+    result = _execute(meeting_job, dagster_instance)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
 
 
 # --- a step waits for everything it depends on -------------------------------------------------
@@ -102,9 +101,8 @@ def diamond_job() -> dg.JobDefinition:
     return _job("diamond", [_first, _second, _third, _last])
 
 
-def test_a_step_starts_after_everything_it_depends_on() -> None:
-    with dg.instance_for_test() as instance:
-        assert _execute(diamond_job, instance).success
+def test_a_step_starts_after_everything_it_depends_on(dagster_instance: dg.DagsterInstance) -> None:
+    assert _execute(diamond_job, dagster_instance).success
     assert _trace[0] == "first" and _trace[-1] == "last"
 
 
@@ -126,9 +124,8 @@ def retry_job() -> dg.JobDefinition:
     return _job("retry", [_flaky, _after_flaky])
 
 
-def test_a_retried_step_runs_again_and_the_run_succeeds() -> None:
-    with dg.instance_for_test() as instance:
-        assert _execute(retry_job, instance).success
+def test_a_retried_step_runs_again_and_the_run_succeeds(dagster_instance: dg.DagsterInstance) -> None:
+    assert _execute(retry_job, dagster_instance).success
     assert _trace == ["flaky", "flaky"]
 
 
@@ -154,11 +151,10 @@ def failing_job() -> dg.JobDefinition:
     return _job("failing", [_broken, _downstream, _independent])
 
 
-def test_a_failed_step_fails_the_run_and_skips_what_depends_on_it() -> None:
-    with dg.instance_for_test() as instance:
-        result = _execute(failing_job, instance)
-        assert not result.success
-        assert failed_steps(instance, result.run_id) == ["broken"]
+def test_a_failed_step_fails_the_run_and_skips_what_depends_on_it(dagster_instance: dg.DagsterInstance) -> None:
+    result = _execute(failing_job, dagster_instance)
+    assert not result.success
+    assert failed_steps(dagster_instance, result.run_id) == ["broken"]
     assert _trace == ["independent"]
 
 
@@ -179,14 +175,13 @@ def interrupted_job() -> dg.JobDefinition:
     return _job("interrupted", [_produces], interrupting_io=_InterruptingIO())
 
 
-def test_an_interrupt_on_a_step_thread_ends_the_run() -> None:
+def test_an_interrupt_on_a_step_thread_ends_the_run(dagster_instance: dg.DagsterInstance) -> None:
     """An error that is not a step failure, raised on a step thread, reaches the orchestrating
     thread: the run ends failed instead of waiting for the step for ever."""
-    with dg.instance_for_test() as instance:
-        result = _execute(interrupted_job, instance)
-        assert not result.success
-        run = instance.get_run_by_id(result.run_id)
-        assert run is not None and run.status == dg.DagsterRunStatus.FAILURE
+    result = _execute(interrupted_job, dagster_instance)
+    assert not result.success
+    run = dagster_instance.get_run_by_id(result.run_id)
+    assert run is not None and run.status == dg.DagsterRunStatus.FAILURE
 
 
 @dg.asset(key="asks_to_stop")
@@ -210,9 +205,9 @@ def stopping_job() -> dg.JobDefinition:
     return _job("stopping", [_asks_to_stop, _after_stop])
 
 
-def test_termination_lets_the_running_step_end_and_starts_no_other() -> None:
-    with dg.instance_for_test() as instance, dg.execute_job(dg.reconstructable(stopping_job), instance) as result:
-        run = instance.get_run_by_id(result.run_id)
+def test_termination_lets_the_running_step_end_and_starts_no_other(dagster_instance: dg.DagsterInstance) -> None:
+    with dg.execute_job(dg.reconstructable(stopping_job), dagster_instance) as result:
+        run = dagster_instance.get_run_by_id(result.run_id)
     assert _trace == ["asks_to_stop"]
     assert not result.success
     assert "interrupted" in _reason(result)  # no step failed: the reason is the run's own
@@ -248,14 +243,13 @@ def _wait_for(condition: Callable[[], bool], failure: str) -> None:
         time.sleep(0.01)
 
 
-def test_a_run_ended_early_frees_the_pool_slots_of_steps_still_running() -> None:
+def test_a_run_ended_early_frees_the_pool_slots_of_steps_still_running(dagster_instance: dg.DagsterInstance) -> None:
     """The hook of the first step to end takes the interrupt and raises on the orchestrating
     thread while another step holds a pool slot: that step's end must still free it."""
-    with dg.instance_for_test() as instance:
-        instance.event_log_storage.set_concurrency_slots("probe_pool", 1)
-        with dg.execute_job(dg.reconstructable(hooked_stopping_job), instance) as result:
-            assert not result.success
-        assert instance.event_log_storage.get_concurrency_info("probe_pool").claimed_slots == []
+    dagster_instance.event_log_storage.set_concurrency_slots("probe_pool", 1)
+    with dg.execute_job(dg.reconstructable(hooked_stopping_job), dagster_instance) as result:
+        assert not result.success
+    assert dagster_instance.event_log_storage.get_concurrency_info("probe_pool").claimed_slots == []
 
 
 # --- the index job ---------------------------------------------------------------------------
