@@ -4,7 +4,6 @@ store (no embedded PostgreSQL), and this process holding the same Dagster instan
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,15 +15,15 @@ import dagster as dg
 import pytest
 
 from hub_assets.environment import HubEnvironment, open_instance, prepare
-from hub_assets.hub import Hub
+from hub_assets.hub import Hub, push
 from hub_assets.index.job import PARTITION_TAG, index_bundle
-from hub_assets_tests.conftest import free_port
+from hub_assets_tests.bundle.builders import History
+from hub_assets_tests.dev_server import cli_status, start_dev
 from hub_assets_tests.polling import wait_until
-from hub_assets_tests.test_dev import _answers, _status
 
-from .processes import CLI, hub_child_env
+from .processes import hub_child_env
 
-UI_START_TIMEOUT_S = 120
+FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
 @dataclass
@@ -37,7 +36,7 @@ class DevHub:
 
     def status(self) -> dict[str, dict[str, Any]]:
         """`hub-assets status --json`, by partition key."""
-        return {f"{b['repo_id']}/{b['bundle_key']}": b for b in _status(self.env)}
+        return {f"{b['repo_id']}/{b['bundle_key']}": b for b in cli_status(self.env)}
 
     def runs(self, partition: str) -> list[dg.DagsterRun]:
         return list(self.instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: partition})))
@@ -59,33 +58,46 @@ def prepare_in_test(monkeypatch: pytest.MonkeyPatch) -> HubEnvironment:
 
 
 @contextmanager
-def running_dev(pg_url: str, store_url: str, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DevHub]:
-    env = hub_child_env(workdir / "hub", pg_url, store_url)
+def running_dev(
+    pg_url: str, store_url: str, workdir: Path, monkeypatch: pytest.MonkeyPatch, **extra_env: str
+) -> Iterator[DevHub]:
+    """`hub-assets dev` on the test's database and store (and `extra_env`), and this process on
+    the same instance and catalog."""
+    env = hub_child_env(workdir / "hub", pg_url, store_url, **extra_env)
     for name in [n for n in os.environ if n.startswith(("HUB_", "DAGSTER_"))]:
         monkeypatch.delenv(name)
     for name in ("HUB_HOME", "HUB_DATABASE_URL", "HUB_OBJECT_STORE_URL"):
         monkeypatch.setenv(name, env[name])
     environment = prepare_in_test(monkeypatch)
-    port = free_port()
-    log = workdir / "dev.log"
-    # Output to a file: a pipe nobody drains would block dev once Dagster's logs fill it.
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*CLI, "dev", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
     instance = open_instance(environment)
     hub = Hub.connect(environment.database_url, environment.store_url)
+    server = None
     try:
-        ui = f"http://127.0.0.1:{port}/server_info"
-        wait_until(lambda: _answers(ui) or process.poll() is not None, UI_START_TIMEOUT_S, 0.5, what="the Dagster UI")
-        dev = DevHub(process, env, instance, hub, log)
-        dev.assert_running()
-        yield dev
+        server = start_dev(env, workdir / "dev.log")
+        yield DevHub(server.process, env, instance, hub, server.log)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(60)
+        if server:
+            server.stop()
         hub.close()
         instance.dispose()
+
+
+def push_history(hub: Hub, repo_id: str, history: History, expected_old_head: str | None = None) -> str:
+    result = push(
+        hub, repo_id, history.branch, history.wire(), head_commit_id=history.head, expected_old_head=expected_old_head
+    )
+    return result.partition_key
+
+
+def wait_for_runs(dev: DevHub, keys: set[str], timeout_s: float) -> dict[str, list[dg.DagsterRun]]:
+    """Runs by partition, once every partition in `keys` has a run and every run has finished."""
+
+    def finished() -> dict[str, list[dg.DagsterRun]] | None:
+        runs = {key: dev.runs(key) for key in keys}
+        done = all(runs.values()) and all(r.status in FINISHED for rs in runs.values() for r in rs)
+        return runs if done else None
+
+    return wait_until(finished, timeout_s, 1.0, what=f"runs of {len(keys)} partitions to finish")
 
 
 def max_overlap(windows: list[tuple[float, float]]) -> int:

@@ -18,42 +18,23 @@ from hub_assets.hub import BranchConflict, Hub, PushResult, push
 from hub_assets.store import partition_key, upload_key
 from hub_assets_tests.bundle.builders import History, build_history, sha256_hex
 from hub_assets_tests.index.runlog import step_window
-from hub_assets_tests.polling import wait_until
 
 from .corpus import BASE, CORPUS, REPO, Hostile, next_good
-from .daemon import DevHub, max_overlap, running_dev
+from .daemon import DevHub, max_overlap, push_history, running_dev, wait_for_runs
 
-pytestmark = pytest.mark.slow
+# Slow, and waits for runs longer than the default per-test limit.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 REFUSED = ["truncated-msgpack", "zstd-bomb", "wrong-bundle-key", "path-traversal", "message-not-utf8", "commit-cycle"]
 LOAD_REPOS = 50
 LOAD_FILES = 300  # objects per bundle: enough for object_blobs to take measurable time
 RACE_REPO = "race"
-FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
 @pytest.fixture
 def dev(pg_url: str, file_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DevHub]:
     with running_dev(pg_url, file_store_url, tmp_path, monkeypatch) as hub:
         yield hub
-
-
-def push_history(hub: Hub, repo_id: str, history: History, expected_old_head: str | None = None) -> str:
-    result = push(
-        hub, repo_id, history.branch, history.wire(), head_commit_id=history.head, expected_old_head=expected_old_head
-    )
-    return result.partition_key
-
-
-def wait_for_runs(dev: DevHub, keys: set[str], timeout_s: float) -> dict[str, list[dg.DagsterRun]]:
-    """Runs by partition, once every partition in `keys` has a run and every run has finished."""
-
-    def finished() -> dict[str, list[dg.DagsterRun]] | None:
-        runs = {key: dev.runs(key) for key in keys}
-        done = all(runs.values()) and all(r.status in FINISHED for rs in runs.values() for r in rs)
-        return runs if done else None
-
-    return wait_until(finished, timeout_s, 1.0, what=f"runs of {len(keys)} partitions to finish")
 
 
 def test_refused_bundles_fail_and_the_daemon_keeps_indexing(dev: DevHub) -> None:

@@ -9,10 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
+from hub_assets.embedded_postgres import drop_database, libpq_conninfo
 from hub_assets.hub import Hub, HubError, NotFound, push, read_object
-from hub_assets.store import object_key
+from hub_assets.store import object_key, partition_key, upload_key
 from hub_assets_tests.bundle.builders import (
     Raw,
     fake_id,
@@ -30,7 +34,8 @@ from hub_assets_tests.index.conftest import HubEnv
 from hub_assets_tests.index.runlog import failed_steps
 
 from .corpus import CORPUS, REPO
-from .processes import CLI, hub_child_env, run_measured
+from .daemon import running_dev, wait_for_runs
+from .processes import CLI, run_measured
 
 HONEST, FORGER, BYSTANDER = "honest", "forger", "bystander"
 TRUE_BYTES = b"the bytes this id is the sha256 of\n" * 8
@@ -155,51 +160,75 @@ def test_another_repos_object_is_not_found_like_a_missing_one(hub_env: HubEnv, h
 
 
 @pytest.fixture
-def secret(s3_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A secret access key no log could contain by chance, set before the store is opened."""
-    value = f"hub-secret-{uuid.uuid4().hex}"
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", value)
-    yield value
+def password_database(pg_admin_url: str) -> Iterator[tuple[str, str]]:
+    """(URL, password) of a database owned by a role of its own that logs in with a password no
+    log could contain by chance: the catalog's and, by default, Dagster's instance storage."""
+    suffix = uuid.uuid4().hex[:12]
+    role, database, password = f"hubrole_{suffix}", f"hubsecret_{suffix}", f"pg-secret-{uuid.uuid4().hex}"
+    with psycopg.connect(libpq_conninfo(pg_admin_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(role)))
+    url = make_url(pg_admin_url).set(username=role, password=password, database=database)
+    try:
+        yield url.render_as_string(hide_password=False), password
+    finally:
+        drop_database(pg_admin_url, database)
+        with psycopg.connect(libpq_conninfo(pg_admin_url), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
-def run_texts(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    """Every event of the run, whole (messages, metadata values, error texts), and its record."""
-    texts = [dg.serialize_value(entry) for entry in instance.all_logs(run_id)]
-    return [*texts, dg.serialize_value(instance.get_run_by_id(run_id))]
+def database_texts(url: str) -> list[str]:
+    """Every row of every table of the database, as text: the catalog, and Dagster's event log
+    (messages, metadata, errors), runs (tags, config), asset records, sensor ticks, cursors…"""
+    with psycopg.connect(libpq_conninfo(url)) as conn:
+        tables = [name for (name,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        return [
+            row_text
+            for table in tables
+            for (row_text,) in conn.execute(sql.SQL("SELECT t::text FROM {} t").format(sql.Identifier(table)))
+        ]
 
 
 def file_texts(root: Path) -> list[str]:
     return [path.read_bytes().decode(errors="replace") for path in root.rglob("*") if path.is_file()]
 
 
-@pytest.mark.parametrize("store_url", ["s3"], indirect=True)
+@pytest.mark.slow
 def test_credentials_never_reach_logs_or_run_metadata(
-    secret: str,
-    hub_env: HubEnv,
-    hub: Hub,
-    pg_url: str,
-    store_url: str,
+    password_database: tuple[str, str],
+    s3_store_url: str,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    refused = CORPUS["zstd-bomb"]()
-    outcomes = hub_env.index(push_main(hub, HONEST, HONEST_PUSH), hub_env.upload(REPO, refused.data))
-    assert [o.success for o in outcomes] == [True, False]
-    bundle_file = tmp_path / "forged.bundle"
-    bundle_file.write_bytes(FORGED_PUSH[0])
+    """A CLI push + index and daemon-launched runs (one refused) on a password-protected database
+    and an S3 store with a secret key: neither secret reaches a file under the hub's home, the
+    output, or any row of the database the catalog and the instance share."""
+    database_url, password = password_database
+    s3_secret = f"s3-secret-{uuid.uuid4().hex}"
     aws = {name: value for name, value in os.environ.items() if name.startswith("AWS_")}
-    cli_home = tmp_path / "cli"
-    cli = run_measured(
-        [*CLI, "push", str(bundle_file), "--repo", FORGER, "--branch", "main", "--index"],
-        hub_child_env(cli_home, pg_url, store_url, **aws),
-        tmp_path / "cli-run",
-    )
-    assert cli.returncode == 0, cli.stderr
+    aws["AWS_SECRET_ACCESS_KEY"] = s3_secret
+    bundle_file = tmp_path / "honest.bundle"
+    bundle_file.write_bytes(HONEST_PUSH[0])
+    refused = CORPUS["zstd-bomb"]()
+
+    with running_dev(database_url, s3_store_url, tmp_path, monkeypatch, **aws) as dev:
+        cli = run_measured(
+            [*CLI, "push", str(bundle_file), "--repo", HONEST, "--branch", "main", "--index"], dev.env, tmp_path / "cli"
+        )
+        assert cli.returncode == 0, cli.stderr
+        refused_key = partition_key(REPO, sha256_hex(refused.data))
+        dev.hub.store.put(upload_key(refused_key), refused.data)  # straight into the upload prefix, as a client may
+        by_daemon = {push_main(dev.hub, FORGER, FORGED_PUSH), refused_key}
+        runs = wait_for_runs(dev, by_daemon, 180)
+        statuses = sorted(run.status for partition_runs in runs.values() for run in partition_runs)
+        assert statuses == [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
+        assert all(run.tags.get("dagster/sensor_name") for partition_runs in runs.values() for run in partition_runs)
+        texts = [*database_texts(database_url), *file_texts(tmp_path)]
 
     captured = capfd.readouterr()
-    texts = [captured.out, captured.err, cli.stdout, cli.stderr, *file_texts(cli_home)]
-    for outcome in outcomes:
-        texts += run_texts(hub_env.instance, outcome.run_id)
-    texts += file_texts(Path(hub_env.instance.root_directory))
-    assert len(texts) > 50 and any("object_blobs" in t for t in texts), "the scan saw the runs' events"
-    assert not [t[:200] for t in texts if secret in t]
+    texts += [captured.out, captured.err, cli.stdout, cli.stderr]
+    for seen in ("STEP_START", "object_blobs", "hub/repo_id", "objects_written", "decodes to more than"):
+        assert any(seen in text for text in texts), f"the scan never saw {seen!r}: it missed events or runs"
+    for secret in (password, s3_secret):
+        assert not [text[:300] for text in texts if secret in text]
