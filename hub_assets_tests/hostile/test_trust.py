@@ -221,8 +221,8 @@ def test_credentials_never_reach_logs_or_run_metadata(
         dev.hub.store.put(upload_key(refused_key), refused.data)  # straight into the upload prefix, as a client may
         by_daemon = {push_main(dev.hub, FORGER, FORGED_PUSH), refused_key}
         runs = wait_for_runs(dev, by_daemon, 180)
-        statuses = sorted(run.status for partition_runs in runs.values() for run in partition_runs)
-        assert statuses == [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
+        statuses = sorted(run.status.value for partition_runs in runs.values() for run in partition_runs)
+        assert statuses == ["FAILURE", "SUCCESS"]
         assert all(run.tags.get("dagster/sensor_name") for partition_runs in runs.values() for run in partition_runs)
         texts = [*database_texts(database_url), *file_texts(tmp_path)]
 
