@@ -1,0 +1,67 @@
+"""The run queue of dagster.yaml under the real daemon (`hub-assets dev`): a repo's bundles are
+indexed one at a time, in push order (the `hub/repo_id` tag limit), while another repo's runs go
+on beside them."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from hub_assets.hub import Hub
+from hub_assets_tests.bundle.builders import History, build_history
+from hub_assets_tests.hostile.daemon import max_overlap, push_history, running_dev, wait_for_runs
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+REPOS = ("queue-a", "queue-b")
+PUSHES_PER_REPO = 3
+
+
+def chain(seed: int) -> list[History]:
+    """Pushes of one repo, each building on the one before (parents, delta bases)."""
+    pushes = [build_history(2, 60, seed=seed)]
+    while len(pushes) < PUSHES_PER_REPO:
+        pushes.append(build_history(2, 60, seed=seed + len(pushes), after=pushes[-1]))
+    return pushes
+
+
+def test_a_repos_bundles_index_one_at_a_time_in_push_order_beside_another_repos(
+    pg_url: str, file_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chains = {repo: chain(seed=100 * n) for n, repo in enumerate(REPOS)}
+    pushed: dict[str, list[str]] = {repo: [] for repo in REPOS}
+    # Pushed, interleaved, before the daemon starts: its first sensor tick queues all six runs
+    # at once, in push order, so only the tag limit can keep a repo's runs apart.
+    hub = Hub.connect(pg_url, file_store_url)
+    try:
+        for n in range(PUSHES_PER_REPO):
+            for repo in REPOS:
+                before = chains[repo][n - 1].head if n else None
+                pushed[repo].append(push_history(hub, repo, chains[repo][n], expected_old_head=before))
+    finally:
+        hub.close()
+
+    with running_dev(pg_url, file_store_url, tmp_path, monkeypatch) as dev:
+        runs = wait_for_runs(dev, {key for keys in pushed.values() for key in keys}, 300)
+        records = {record.dagster_run.run_id: record for record in dev.index_runs()}
+        statuses = dev.status()
+
+    assert {key: [run.status for run in key_runs] for key, key_runs in runs.items()} == {
+        key: [dg.DagsterRunStatus.SUCCESS] for key in runs
+    }
+    assert {status["status"] for status in statuses.values()} == {"indexed"}
+    windows = {key: _window(records[key_runs[0].run_id]) for key, key_runs in runs.items()}
+    for repo, keys in pushed.items():
+        in_order = [windows[key] for key in keys]
+        assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(in_order)), (
+            f"{repo}'s runs overlapped or ran out of push order: {in_order}"
+        )
+    assert max_overlap(list(windows.values())) >= 2, "the two repos' runs never ran at the same time"
+
+
+def _window(record: dg.RunRecord) -> tuple[float, float]:
+    assert record.start_time is not None and record.end_time is not None
+    return record.start_time, record.end_time
