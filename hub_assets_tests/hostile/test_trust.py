@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import dagster as dg
 import psycopg
 import pytest
 from psycopg import sql
