@@ -17,6 +17,10 @@ from hub_assets_tests.dev_server import CLI, cli_status, start_dev
 from hub_assets_tests.polling import wait_until
 from hub_assets_tests.ports import free_port, listened_by_descendant
 
+# Slow for now: with its first start refused on a taken port, about 50 s of a default run that
+# must stay under 10 minutes.
+pytestmark = pytest.mark.slow
+
 
 def _live_processes_mentioning(text: str) -> list[int]:
     """Processes (zombies excepted) whose command line or environment mentions `text`."""

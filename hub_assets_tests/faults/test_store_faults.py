@@ -1,6 +1,8 @@
 """The index against an S3 store that refuses connections, answers 5xx or stalls mid-put: faults
 that clear are retried away and leave what one clean run leaves; a store that stays down fails the
-run with the store's error, the bundle `failed`, and nothing half-visible."""
+run with the store's error, the bundle `failed`, and nothing half-visible.
+
+Slow for now (10-20 s a case, about a minute of a default run that must stay under 10 minutes)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from hub_assets_tests.index.runlog import failed_steps, step_events
 from .conftest import Rig, RigFactory
 from .proxy import FaultProxy, Faults
 from .state import State, progress, state_of, visible_problems
+
+pytestmark = pytest.mark.slow
 
 
 class Clearing(NamedTuple):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import resource
+import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,26 +27,40 @@ class Finished:
     returncode: int
     stdout: str
     stderr: str
-    peak_rss_bytes: int  # ru_maxrss of this child alone
+    peak_rss_bytes: int  # ru_maxrss of the command's process alone
+
+
+# Runs the command as a child of its own and reports that child's peak RSS: measured from the test
+# process, a child's ru_maxrss would count the test process's pages it held until its exec.
+_LAUNCHER = """
+import os, resource, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as report:
+    report.write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
 
 def run_measured(args: list[str], env: dict[str, str], workdir: Path, timeout_s: float = 300) -> Finished:
-    """Run `args` to completion; its peak resident memory comes from os.wait4 on that child, so
-    no other child of the test process counts."""
+    """Run `args` to completion, with the peak resident memory of its process alone."""
     workdir.mkdir(parents=True, exist_ok=True)
-    out, err = workdir / "stdout", workdir / "stderr"
+    out, err, peak = workdir / "stdout", workdir / "stderr", workdir / "peak_rss_kib"
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen(args, env=env, stdout=stdout, stderr=stderr, cwd=workdir)
-
-    def reaped() -> tuple[int, resource.struct_rusage] | None:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-        return (status, usage) if pid else None
-
+        process = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, str(peak), *args],
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=workdir,
+            start_new_session=True,
+        )
     try:
-        status, usage = wait_until(reaped, timeout_s, 0.1, what=f"{' '.join(args[2:4])} to finish")
+        wait_until(lambda: process.poll() is not None, timeout_s, 0.1, what=f"{' '.join(args[2:4])} to finish")
     except AssertionError:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         raise
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return Finished(process.returncode, out.read_text(), err.read_text(), usage.ru_maxrss * 1024)
+    return Finished(process.returncode, out.read_text(), err.read_text(), int(peak.read_text()) * 1024)
