@@ -35,6 +35,8 @@ def measure_zstd(record: str, content: bytes, limit: int, decompressor: zstandar
 
 def decoded_bytes(obj: ObjectRecord) -> bytes:
     """The object's raw bytes, the ones stored and hashed. Validated records only."""
+    if not obj.has_content:
+        raise ValueError(f"object {obj.object_id} was decoded without its content")
     if obj.encoding == "identity":
         return obj.content
     return zstandard.ZstdDecompressor().decompress(obj.content, max_output_size=obj.size_bytes)

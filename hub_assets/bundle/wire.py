@@ -40,17 +40,18 @@ class _HashingReader:
             pass
 
 
-def read_wire(stream: IO[bytes], limits: Limits) -> WireBundle:
+def read_wire(stream: IO[bytes], limits: Limits, object_content: bool = True) -> WireBundle:
     """Parse and type-check a bundle from `stream`. When the bytes do not parse, the error
     carries the sha256 of the whole stream as well, so the caller can tell a corrupt upload
-    (hash mismatch) from a well-delivered but malformed bundle."""
+    (hash mismatch) from a well-delivered but malformed bundle. Without `object_content`,
+    objects are checked in full but keep only their digest (ObjectRecord)."""
     reader = _HashingReader(stream)
     # A record larger than one object plus its envelope cannot be legitimate.
     unpacker = msgpack.Unpacker(
         reader, raw=False, read_size=_READ_SIZE, max_buffer_size=limits.max_object_bytes + 4 * MIB
     )
     try:
-        parts = _read_top_map(unpacker, limits)
+        parts = _read_top_map(unpacker, limits, object_content)
         end = unpacker.tell()
         reader.drain()
         # Compared by offset: the unpacker reports an incomplete trailing value as plain
@@ -98,7 +99,7 @@ def _too_large(exc: Exception) -> bool:
     return isinstance(exc, msgpack.BufferFull) or (isinstance(exc, ValueError) and "exceeds" in str(exc))
 
 
-def _read_top_map(unpacker: msgpack.Unpacker, limits: Limits) -> dict[str, Any]:
+def _read_top_map(unpacker: msgpack.Unpacker, limits: Limits, object_content: bool) -> dict[str, Any]:
     try:
         entries = unpacker.read_map_header()
     except msgpack.OutOfData:
@@ -110,7 +111,7 @@ def _read_top_map(unpacker: msgpack.Unpacker, limits: Limits) -> dict[str, Any]:
         "snapshots": (limits.max_snapshots, partial(check_snapshot, max_entries=limits.max_manifest_entries)),
         "objects": (
             limits.max_objects,
-            partial(_object, limits=limits, decompressor=zstandard.ZstdDecompressor()),
+            partial(_object, limits=limits, decompressor=zstandard.ZstdDecompressor(), keep_content=object_content),
         ),
     }
     parts: dict[str, Any] = {}
@@ -155,11 +156,15 @@ def _branch_heads(raw: Any) -> dict[str, str]:
     return raw
 
 
-def _object(where: str, raw: Any, limits: Limits, decompressor: zstandard.ZstdDecompressor) -> ObjectRecord:
+def _object(
+    where: str, raw: Any, limits: Limits, decompressor: zstandard.ZstdDecompressor, keep_content: bool
+) -> ObjectRecord:
     object_id, content, encoding = check_object(where, raw)
     where = f"{where} {object_id}"
     size = object_size(where, content, encoding, limits.max_object_bytes, decompressor)
     record = ObjectRecord(object_id, content, encoding, size)
     if limits.verify_object_ids:
         verify_object_id(where, record)
+    if not keep_content:
+        return ObjectRecord(object_id, b"", encoding, size, hashlib.sha256(content).digest())
     return record
