@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -12,6 +13,7 @@ import boto3
 import pytest
 
 from hub_assets.store import FileStore, ObjectNotFound, ObjectStore, S3Store, object_key, open_store
+from hub_assets.store import s3 as s3_module
 
 
 @pytest.fixture
@@ -133,6 +135,77 @@ def test_put_many(store: ObjectStore) -> None:
     assert store.put_many(items, in_flight=8) == 0
     assert store.get("many/123") == b"value 123"
     assert len(list(store.list("many/"))) == 200
+
+
+# --- streamed writes, publish, delete: what a push's quarantine needs ---------------------------
+
+
+def test_writer_shows_the_key_only_once_committed(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two and a half S3 parts (made small here), in uneven pieces: a multipart upload on S3.
+    monkeypatch.setattr(s3_module, "PART_BYTES", 5 * 1024 * 1024)
+    data = os.urandom(12 * 1024 * 1024 + 17)
+    with store.writer("quarantine/r/big") as writer:
+        for start in range(0, len(data), 3_000_001):
+            writer.write(data[start : start + 3_000_001])
+            assert not store.exists("quarantine/r/big")
+        writer.commit()
+    assert store.get("quarantine/r/big") == data
+    with store.writer("quarantine/r/small") as writer:
+        writer.write(b"small")
+        writer.commit()
+    assert store.get("quarantine/r/small") == b"small"
+    assert partial_writes(store, "quarantine/") == 0
+
+
+def test_an_aborted_or_failed_write_leaves_no_key(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(s3_module, "PART_BYTES", 5 * 1024 * 1024)
+    with pytest.raises(RuntimeError), store.writer("quarantine/r/failed") as writer:
+        writer.write(os.urandom(6 * 1024 * 1024))
+        raise RuntimeError("the stream broke")
+    writer.abort()  # twice is fine
+    assert not store.exists("quarantine/r/failed")
+    assert list(store.list("quarantine/")) == []
+    assert partial_writes(store, "quarantine/") == 0
+
+
+def test_unfinished_writes_are_discarded_by_age(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer killed before commit or abort leaves a partial write; only an old one is dropped."""
+    monkeypatch.setattr(s3_module, "PART_BYTES", 5 * 1024 * 1024)
+    left = store.writer("quarantine/r/killed")
+    left.write(os.urandom(6 * 1024 * 1024))  # never committed nor aborted
+    assert partial_writes(store, "quarantine/") == 1
+    if isinstance(store, FileStore):  # moto reports every multipart upload as initiated in 2010
+        assert store.discard_partial_writes("quarantine/", datetime.now(UTC) - timedelta(hours=1)) == 0
+        assert partial_writes(store, "quarantine/") == 1
+    assert store.discard_partial_writes("quarantine/", datetime.now(UTC) + timedelta(seconds=5)) == 1
+    assert partial_writes(store, "quarantine/") == 0
+    assert list(store.list("")) == []
+
+
+def test_publish_is_write_once_and_keeps_the_source(store: ObjectStore) -> None:
+    store.put("quarantine/r/a", b"bundle bytes")
+    store.put("quarantine/r/b", b"other bytes")
+    assert store.publish("quarantine/r/a", "uploads/r/key") is True
+    assert store.publish("quarantine/r/b", "uploads/r/key") is False
+    assert store.get("uploads/r/key") == b"bundle bytes"
+    assert store.get("quarantine/r/a") == b"bundle bytes"
+    with pytest.raises(ObjectNotFound):
+        store.publish("quarantine/r/missing", "uploads/r/other")
+    assert not store.exists("uploads/r/other")
+
+    store.delete("quarantine/r/a")
+    store.delete("quarantine/r/a")  # a missing key is not an error
+    assert not store.exists("quarantine/r/a")
+    assert store.get("uploads/r/key") == b"bundle bytes"
+
+
+def partial_writes(store: ObjectStore, prefix: str) -> int:
+    """Unfinished writes under `prefix`: temp files of a file store, multipart uploads on S3."""
+    if isinstance(store, FileStore):
+        return sum(name.startswith(".tmp-") for _, _, names in os.walk(store.root / prefix) for name in names)
+    assert isinstance(store, S3Store)
+    answer = boto3.client("s3").list_multipart_uploads(Bucket=store.bucket, Prefix=store.prefix + prefix)
+    return len(answer.get("Uploads", []))
 
 
 # --- file store -------------------------------------------------------------------------------
