@@ -7,10 +7,11 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import boto3
 import sqlalchemy as sa
 
 from hub_assets.catalog import PENDING
-from hub_assets.store import FileStore, ObjectStore, object_key
+from hub_assets.store import FileStore, ObjectStore, S3Store, object_key
 from hub_assets.store.layout import OBJECTS
 from hub_assets_tests.index.conftest import CATALOG_TABLES, HubEnv, sha256_hex
 
@@ -108,3 +109,12 @@ def temp_files(store: ObjectStore) -> list[str]:
     if not isinstance(store, FileStore):
         return []
     return [name for _, _, names in os.walk(store.root) for name in names if name.startswith(".tmp-")]
+
+
+def partial_writes(store: ObjectStore, prefix: str) -> int:
+    """Unfinished streamed writes under `prefix`: temp files of a file store, multipart uploads on S3."""
+    if isinstance(store, FileStore):
+        return sum(name.startswith(".tmp-") for _, _, names in os.walk(store.root / prefix) for name in names)
+    assert isinstance(store, S3Store)
+    answer = boto3.client("s3").list_multipart_uploads(Bucket=store.bucket, Prefix=store.prefix + prefix)
+    return len(answer.get("Uploads", []))

@@ -14,6 +14,7 @@ import pytest
 
 from hub_assets.store import FileStore, ObjectNotFound, ObjectStore, S3Store, object_key, open_store
 from hub_assets.store import s3 as s3_module
+from hub_assets_tests.faults.state import partial_writes
 
 
 @pytest.fixture
@@ -197,15 +198,6 @@ def test_publish_is_write_once_and_keeps_the_source(store: ObjectStore) -> None:
     store.delete("quarantine/r/a")  # a missing key is not an error
     assert not store.exists("quarantine/r/a")
     assert store.get("uploads/r/key") == b"bundle bytes"
-
-
-def partial_writes(store: ObjectStore, prefix: str) -> int:
-    """Unfinished writes under `prefix`: temp files of a file store, multipart uploads on S3."""
-    if isinstance(store, FileStore):
-        return sum(name.startswith(".tmp-") for _, _, names in os.walk(store.root / prefix) for name in names)
-    assert isinstance(store, S3Store)
-    answer = boto3.client("s3").list_multipart_uploads(Bucket=store.bucket, Prefix=store.prefix + prefix)
-    return len(answer.get("Uploads", []))
 
 
 # --- file store -------------------------------------------------------------------------------
