@@ -16,13 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def _peak_rss_kb() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmHWM in /proc/self/status")
+from worker import peak_rss_kb  # benchmarks/ is this script's directory
 
 
 def main() -> int:
@@ -64,7 +58,7 @@ def main() -> int:
         result["wall_s"] = time.perf_counter() - started
     finally:
         hub.close()
-    result["peak_rss_kb"] = _peak_rss_kb()
+    result["peak_rss_kb"] = peak_rss_kb()
     Path(out).write_text(json.dumps(result))
     return 0
 
