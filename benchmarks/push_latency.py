@@ -1,7 +1,8 @@
 """Push latency: how long until a pushed bundle's objects are fetchable (issue #6: p50 < 50 ms for
-a bundle of at most 4 MiB).
+a bundle of at most 4 MiB), and large pushes validated whole (issue #11).
 
     .venv/bin/python benchmarks/push_latency.py [--pushes 30] [--stores file,s3] [--scratch DIR]
+                                                [--large 1,10] [--large-repeats 3]
 
 Project: `hub.push` (upload, branch compare-and-swap, small objects registered inline); its
 objects are fetchable when it returns, which is checked after the timed call by reading every
@@ -9,21 +10,33 @@ object back through `read_object`. Baseline: what the seed did for the same bund
 upload, then run its job (benchmarks/baseline.py) before anything is fetchable. Alternating, each
 push a new repo, against one catalog database and one store per store kind; one warm-up push of
 each first. Prints a table and appends it, with the machine and date, to benchmarks/RESULTS.md.
+
+Large pushes (`--large`, scales of the reference push; file store under --scratch): each push a
+fresh process (benchmarks/push_worker.py) on a fresh database and store, alternating: the seed's
+push of a large bundle (file read whole, hashed, uploaded, branch moved, bundle recorded: nothing
+parsed) against the project's (streamed through the decoder into quarantine, every rule of SPEC
+§3 checked, then published), and the index's decode of the same bundle, for the memory a push
+must stay within. Time is the push call (after imports and connecting); memory the process's
+peak RSS (VmHWM).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 from baseline import run_baseline
-from run import HERE, WORK, S3rver, code_version, machine
+from run import HERE, PYTHON, WORK, S3rver, code_version, ensure_bundle, machine
 
 from hub_assets.embedded_postgres import create_scratch_database, drop_database, with_database
 from hub_assets.hub import Hub, push, read_object
@@ -93,6 +106,56 @@ def measure(hub: Hub, database_url: str, store_url: str, bundles: list[tuple[byt
     return {"project": project, "baseline": baseline, "fetch_per_object": fetch_all, "objects": len(ids)}
 
 
+LARGE_MODES = ("seed", "push", "decode")
+
+
+def large_run(mode: str, path: Path, scratch: Path, admin_url: str) -> dict:
+    """One large push (or decode) in a fresh process, on a fresh database and file store."""
+    token = uuid.uuid4().hex[:12]
+    database = create_scratch_database(admin_url, "hublarge")
+    root = scratch.resolve() / "large-stores" / token
+    out = WORK / "large" / f"{token}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        command = [PYTHON, str(HERE / "push_worker.py"), mode, str(out), str(path), "large"]
+        command += [with_database(admin_url, database), root.as_uri()]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AWS_", "DAGSTER_"))}
+        subprocess.run(command, env=env, check=True, timeout=1800)
+        return json.loads(out.read_text())
+    finally:
+        drop_database(admin_url, database)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def measure_large(scales: list[float], repeats: int, scratch: Path, admin_url: str) -> list[str]:
+    rows = []
+    for scale in scales:
+        bundle = ensure_bundle(scale)
+        runs: dict[str, list[dict]] = {mode: [] for mode in LARGE_MODES}
+        for _ in range(repeats):
+            for mode in LARGE_MODES:
+                runs[mode].append(large_run(mode, bundle.path, scratch, admin_url))
+                print(f"x{scale:g} {mode}: {runs[mode][-1]}", flush=True)
+        wall = {mode: statistics.median(r["wall_s"] for r in runs[mode]) for mode in LARGE_MODES}
+        rss = {mode: statistics.median(r["peak_rss_kb"] / 1024 for r in runs[mode]) for mode in LARGE_MODES}
+        spread = {mode: ", ".join(f"{r['wall_s']:.2f}" for r in runs[mode]) for mode in LARGE_MODES}
+        rows.append(
+            f"| x{scale:g} ({bundle.size_bytes / 1e6:.1f} MB) | {repeats} | {wall['seed']:.2f} ({spread['seed']}) | "
+            f"{wall['push']:.2f} ({spread['push']}) | {wall['push'] / wall['seed']:.2f}× | "
+            f"{rss['seed']:.0f} / {rss['push']:.0f} | {wall['decode']:.2f} / {rss['decode']:.0f} |"
+        )
+        print(rows[-1], flush=True)
+    return [
+        "",
+        "Large pushes (file store on the scratch disk; medians, every run in brackets):",
+        "",
+        "| bundle | runs | seed push s (upload + hash) | project push s (validated, published) | "
+        "push / seed | peak RSS MB, seed / push | index decode s / peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pushes", type=int, default=30, help="timed pushes per shape and store")
@@ -100,12 +163,14 @@ def main() -> int:
     parser.add_argument("--pg-admin", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--scratch", type=Path, default=WORK, help="file store and s3rver data")
+    parser.add_argument("--large", default="1,10", help="scales of the reference push for large pushes ('' for none)")
+    parser.add_argument("--large-repeats", type=int, default=3)
     args = parser.parse_args()
     load = os.getloadavg()
-    bundles = _bundles(args.pushes)
+    bundles = _bundles(args.pushes) if args.pushes else {}
     rows = []
     s3_version = None
-    for store in args.stores.split(","):
+    for store in [name for name in args.stores.split(",") if name]:
         database = create_scratch_database(args.pg_admin, "hubpush")
         database_url = with_database(args.pg_admin, database)
         s3 = S3rver(args.scratch) if store == "s3" else None
@@ -138,6 +203,8 @@ def main() -> int:
             if s3:
                 s3.stop()
             drop_database(args.pg_admin, database)
+    scales = [float(scale) for scale in args.large.split(",") if scale]
+    large = measure_large(scales, args.large_repeats, args.scratch, args.pg_admin) if scales else []
     header = [
         f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — push latency (until the objects are fetchable)",
         "",
@@ -150,7 +217,7 @@ def main() -> int:
         "p50 project/baseline | fetch ms per object, after |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    text = "\n".join(header + rows) + "\n"
+    text = "\n".join(header + rows + large) + "\n"
     print("\n" + text)
     with args.results.open("a") as results:
         results.write("\n" + text)

@@ -92,7 +92,7 @@ def _baseline(partition_key: str, database_url: str, store_url: str) -> dict:
     return {"import_s": imported - _STARTED, "instance_s": 0.0, "wall_s": wall, "success": True, "phases": phases}
 
 
-def _peak_rss_kb() -> int:
+def peak_rss_kb() -> int:
     """This process's own peak RSS. Not ru_maxrss: a child inherits its parent's high-water
     mark across fork and exec, so a parent that generated a 10x bundle would show in every run."""
     with open("/proc/self/status") as status:
@@ -117,7 +117,7 @@ def main() -> int:
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     result["mode"] = mode
-    result["peak_rss_kb"] = _peak_rss_kb()
+    result["peak_rss_kb"] = peak_rss_kb()
     out.write_text(json.dumps(result))
     return 0 if result.get("success", True) else 1
 

@@ -3,19 +3,18 @@ shell over the library function the tests call too."""
 
 import argparse
 import contextlib
-import io
 import json
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from .bundle import BundleError
-from .bundle.commits import order_commits
-from .bundle.wire import read_wire
 from .environment import HubEnvironment, open_instance, prepare
-from .hub import Hub, HubError, clone, descends_from, push, read_object
+from .hub import Hub, HubError, clone, push, read_object, sweep
 from .index.run import apply_pool_limits
+from .settings import quarantine_grace_s
 from .store import ObjectNotFound
 
 Command = Callable[[argparse.Namespace, HubEnvironment], int]
@@ -36,34 +35,20 @@ def _index(environment: HubEnvironment, partition_keys: Sequence[str]) -> list[A
         return index_partitions(instance, partition_keys)
 
 
-def _choose_head(data: bytes, branch: str, limits: Any, head: str | None = None) -> tuple[str, list]:
-    """The head a push moves the branch to (`head` if given, else the bundle's branch_heads
-    entry, else the one tip of its commit graph) and the bundle's commits, through which the
-    head may descend from the branch's current head."""
-    wire = read_wire(io.BytesIO(data), limits)
-    commits = order_commits(wire.commits)
-    if head:
-        return head, commits
-    if branch in wire.branch_heads:
-        return wire.branch_heads[branch], commits
-    parents = {p for c in commits for p in c.parent_ids}
-    tips = [c.commit_id for c in commits if c.commit_id not in parents]
-    if len(tips) != 1:
-        raise HubError(f"the bundle has {len(tips)} tips and no branch_heads[{branch!r}]: pass --head")
-    return tips[0], commits
-
-
 def cmd_push(args: argparse.Namespace, environment: HubEnvironment) -> int:
-    data = Path(args.file).read_bytes()
     hub = _hub(environment)
     try:
         expected = None if args.force else hub.catalog.branch_head(args.repo, args.branch)
-        head, commits = _choose_head(data, args.branch, hub.limits, args.head)
-        if expected and not descends_from(hub, args.repo, commits, head, expected):
-            raise HubError(f"{head} does not descend from the head of {args.branch!r}, {expected}: use --force")
-        result = push(
-            hub, args.repo, args.branch, data, head_commit_id=head, expected_old_head=expected, force=args.force
-        )
+        with Path(args.file).open("rb") as stream:
+            result = push(
+                hub,
+                args.repo,
+                args.branch,
+                stream,
+                head_commit_id=args.head,
+                expected_old_head=expected,
+                force=args.force,
+            )
     finally:
         hub.close()
     if args.index:
@@ -79,7 +64,18 @@ def cmd_push(args: argparse.Namespace, environment: HubEnvironment) -> int:
         "inline_objects": result.inline_objects,
         "indexed": bool(args.index),
     }
-    print(json.dumps(report) if args.json else f"pushed {result.partition_key} -> {args.branch} at {head}")
+    line = f"pushed {result.partition_key} -> {args.branch} at {result.head_commit_id}"
+    print(json.dumps(report) if args.json else line)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace, environment: HubEnvironment) -> int:
+    hub = _hub(environment)
+    try:
+        report = sweep(hub, timedelta(seconds=args.grace if args.grace is not None else quarantine_grace_s()))
+    finally:
+        hub.close()
+    print(report)
     return 0
 
 
@@ -214,6 +210,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--branch", required=True)
     p.add_argument("out")
     p.set_defaults(run=cmd_clone)
+
+    p = commands.add_parser("sweep", help="finish pushes killed after their commit point, clear old quarantine")
+    p.add_argument(
+        "--grace", type=int, help="seconds to keep quarantine keys no push names (default HUB_QUARANTINE_GRACE_S)"
+    )
+    p.set_defaults(run=cmd_sweep)
 
     p = commands.add_parser("status", help="list pushed bundles and their index status")
     p.add_argument("--repo")

@@ -40,6 +40,12 @@ def inline_object_max_bytes() -> int:
     return _int("HUB_INLINE_OBJECT_MAX_BYTES", MIB)
 
 
+def quarantine_grace_s() -> int:
+    """Seconds a quarantine key or partial write no accepted push names is kept before a sweep
+    removes it: longer than any one push's upload takes (a killed push's bytes cost little)."""
+    return _int("HUB_QUARANTINE_GRACE_S", 24 * 3600)
+
+
 IN_FLIGHT = 100
 CHUNK_ROWS = 5000
 

@@ -1,5 +1,6 @@
 """A whole bundle: wire bytes verified against the bundle key, then every reference resolved."""
 
+from collections.abc import Callable
 from typing import IO, Protocol
 
 from .commits import order_commits
@@ -29,26 +30,38 @@ class EmptyCatalog:
 
 
 def decode_bundle(
-    stream: IO[bytes], *, bundle_key: str | None, name: str, limits: Limits, catalog: CatalogView
+    stream: IO[bytes],
+    *,
+    bundle_key: str | None,
+    name: str | Callable[[str], str],
+    limits: Limits,
+    catalog: CatalogView,
+    object_content: bool = True,
 ) -> Bundle:
     """Read, verify and validate a bundle; raise BundleError naming `name` if any rule fails.
 
     With `bundle_key`, the sha256 of the bytes must equal it; a mismatch is reported before
-    any other problem, since it means the bytes are not the ones that were sent.
+    any other problem, since it means the bytes are not the ones that were sent. Every rule
+    applies whatever `object_content` says; without it, objects keep their ids, sizes and the
+    digest of their content but not the content (a push validating a large bundle). `name`
+    may be a function of the bytes' sha256, for a stream whose key is known only at its end.
     """
+    sha256 = ""
     try:
         try:
-            wire = read_wire(stream, limits)
+            wire = read_wire(stream, limits, object_content)
         except WireError as exc:
-            _check_hash(exc.sha256, bundle_key)
+            sha256 = exc.sha256
+            _check_hash(sha256, bundle_key)
             raise
-        _check_hash(wire.sha256, bundle_key)
+        sha256 = wire.sha256
+        _check_hash(sha256, bundle_key)
         objects = unique(wire.objects, lambda o: o.object_id, "object")
         snapshots = resolve_manifests(wire.snapshots, catalog.snapshot_manifests, limits.max_manifest_entries)
         commits = order_commits(wire.commits)
         _check_commit_snapshots(commits, {s.snapshot_id for s in snapshots}, catalog)
     except BundleError as exc:
-        raise exc.in_bundle(name) from None
+        raise exc.in_bundle(name if isinstance(name, str) else name(sha256)) from None
     return Bundle(
         bundle_key=wire.sha256,
         size_bytes=wire.size_bytes,

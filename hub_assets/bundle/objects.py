@@ -13,10 +13,32 @@ _READ_CHUNK = 1024 * 1024
 def measure_zstd(record: str, content: bytes, limit: int, decompressor: zstandard.ZstdDecompressor) -> int:
     """Decoded size of one zstd frame, refusing it once it passes `limit`.
 
-    Streams the output in chunks and drops them, so a bomb (tiny frame, huge output) is
-    refused having held at most one chunk. A second, now bounded, pass proves the frame is
-    complete and has nothing after it (the streaming reader accepts a truncated frame).
+    A frame that declares its size (as zstd writes by default) is refused at once if that is
+    over the limit, else decoded in one pass into a buffer of exactly that size, which the frame
+    cannot write past; the pass also refuses a truncated frame and anything after it. (Three
+    times faster than the two passes below: 26k objects of the 10x reference push, 0.18 s ->
+    0.06 s.) A frame without a declared size takes the bounded streaming passes.
     """
+    try:
+        declared = zstandard.frame_content_size(content)
+    except zstandard.ZstdError:
+        declared = -1  # no readable header: the streaming passes say what is wrong
+    if declared > limit:
+        raise BundleError(record, f"zstd content decodes to more than {limit} bytes")
+    if declared <= 0:  # unknown, or 0, which decompress() would accept without reading on
+        return _measure_streamed(record, content, limit, decompressor)
+    try:
+        return len(decompressor.decompress(content, allow_extra_data=False))
+    except zstandard.ZstdError as exc:
+        if "unused data" in str(exc) or "full frame" in str(exc):
+            raise BundleError(record, "zstd content is not exactly one complete frame") from None
+        raise BundleError(record, f"zstd content does not decode: {exc}") from None
+
+
+def _measure_streamed(record: str, content: bytes, limit: int, decompressor: zstandard.ZstdDecompressor) -> int:
+    """Streams the output in chunks and drops them, so a bomb (tiny frame, huge output) is
+    refused having held at most one chunk. A second, now bounded, pass proves the frame is
+    complete and has nothing after it (the streaming reader accepts a truncated frame)."""
     size = 0
     try:
         with decompressor.stream_reader(content, read_across_frames=False) as reader:
@@ -35,6 +57,8 @@ def measure_zstd(record: str, content: bytes, limit: int, decompressor: zstandar
 
 def decoded_bytes(obj: ObjectRecord) -> bytes:
     """The object's raw bytes, the ones stored and hashed. Validated records only."""
+    if not obj.has_content:
+        raise ValueError(f"object {obj.object_id} was decoded without its content")
     if obj.encoding == "identity":
         return obj.content
     return zstandard.ZstdDecompressor().decompress(obj.content, max_output_size=obj.size_bytes)

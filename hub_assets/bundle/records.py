@@ -11,12 +11,21 @@ Manifest = dict[str, str]
 @dataclass(frozen=True, slots=True)
 class ObjectRecord:
     """One object as it came over the wire. `content` stays encoded until it is stored,
-    so a decoded bundle never holds both the encoded and the decoded bytes of all objects."""
+    so a decoded bundle never holds both the encoded and the decoded bytes of all objects.
+
+    Decoded without content (a push validating a bundle it does not store objects from),
+    `content` is empty and `content_sha256`, the digest of the content as sent, stands in for
+    it, so that an id sent twice with different bytes is still refused."""
 
     object_id: str
     content: bytes
     encoding: Encoding
     size_bytes: int
+    content_sha256: bytes = b""
+
+    @property
+    def has_content(self) -> bool:
+        return not self.content_sha256
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,8 @@ holds one record at a time and the wire bytes are never all in memory next to th
 """
 
 import hashlib
+import queue
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import IO, Any
@@ -19,19 +21,32 @@ from .records import ObjectRecord, WireBundle
 from .validate import check_commit, check_object, check_snapshot
 
 _READ_SIZE = MIB
+_HASH_QUEUE = 8
 
 
 class _HashingReader:
-    """File-like view of a stream that hashes and counts every byte read through it."""
+    """File-like view of a stream that hashes and counts every byte read through it.
+
+    The hashing runs on a thread of its own (hashlib releases the GIL for large buffers), so the
+    sha256 of the whole bundle costs no time next to unpacking it: 0.25 s of 1.3 s at 10x the
+    reference push, measured. At most `_HASH_QUEUE` reads wait for it."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
-        self.sha256 = hashlib.sha256()
+        self._sha256 = hashlib.sha256()
+        self._pending: queue.Queue[bytes | None] = queue.Queue(_HASH_QUEUE)
+        self._hasher = threading.Thread(target=self._hash, name="bundle-sha256", daemon=True)
+        self._hasher.start()
         self.size = 0
+
+    def _hash(self) -> None:
+        while (data := self._pending.get()) is not None:
+            self._sha256.update(data)
 
     def read(self, n: int = -1) -> bytes:
         data = self._stream.read(n)
-        self.sha256.update(data)
+        if data:
+            self._pending.put(data)
         self.size += len(data)
         return data
 
@@ -39,18 +54,30 @@ class _HashingReader:
         while self.read(_READ_SIZE):
             pass
 
+    def close(self) -> None:
+        """Stop hashing (once every byte read is hashed); the reader is not read afterwards."""
+        if self._hasher.is_alive():
+            self._pending.put(None)
+            self._hasher.join()
 
-def read_wire(stream: IO[bytes], limits: Limits) -> WireBundle:
+    def hexdigest(self) -> str:
+        """The sha256 of every byte read."""
+        self.close()
+        return self._sha256.hexdigest()
+
+
+def read_wire(stream: IO[bytes], limits: Limits, object_content: bool = True) -> WireBundle:
     """Parse and type-check a bundle from `stream`. When the bytes do not parse, the error
     carries the sha256 of the whole stream as well, so the caller can tell a corrupt upload
-    (hash mismatch) from a well-delivered but malformed bundle."""
+    (hash mismatch) from a well-delivered but malformed bundle. Without `object_content`,
+    objects are checked in full but keep only their digest (ObjectRecord)."""
     reader = _HashingReader(stream)
     # A record larger than one object plus its envelope cannot be legitimate.
     unpacker = msgpack.Unpacker(
         reader, raw=False, read_size=_READ_SIZE, max_buffer_size=limits.max_object_bytes + 4 * MIB
     )
     try:
-        parts = _read_top_map(unpacker, limits)
+        parts = _read_top_map(unpacker, limits, object_content)
         end = unpacker.tell()
         reader.drain()
         # Compared by offset: the unpacker reports an incomplete trailing value as plain
@@ -59,13 +86,15 @@ def read_wire(stream: IO[bytes], limits: Limits) -> WireBundle:
             raise BundleError("bundle", f"{reader.size - end} bytes of trailing data after the bundle map")
     except BundleError as exc:
         reader.drain()
-        raise WireError(exc.record, exc.reason, reader.sha256.hexdigest()) from None
+        raise WireError(exc.record, exc.reason, reader.hexdigest()) from None
     except (ValueError, TypeError, msgpack.UnpackException, msgpack.OutOfData) as exc:
         reader.drain()
         reason = _unpack_reason(exc)
-        raise WireError("bundle", reason, reader.sha256.hexdigest()) from None
+        raise WireError("bundle", reason, reader.hexdigest()) from None
+    finally:
+        reader.close()  # whatever ends the reading (a store error too), the hashing thread ends
     return WireBundle(
-        sha256=reader.sha256.hexdigest(),
+        sha256=reader.hexdigest(),
         size_bytes=reader.size,
         commits=parts.get("commits", []),
         snapshots=parts.get("snapshots", []),
@@ -98,7 +127,7 @@ def _too_large(exc: Exception) -> bool:
     return isinstance(exc, msgpack.BufferFull) or (isinstance(exc, ValueError) and "exceeds" in str(exc))
 
 
-def _read_top_map(unpacker: msgpack.Unpacker, limits: Limits) -> dict[str, Any]:
+def _read_top_map(unpacker: msgpack.Unpacker, limits: Limits, object_content: bool) -> dict[str, Any]:
     try:
         entries = unpacker.read_map_header()
     except msgpack.OutOfData:
@@ -110,7 +139,7 @@ def _read_top_map(unpacker: msgpack.Unpacker, limits: Limits) -> dict[str, Any]:
         "snapshots": (limits.max_snapshots, partial(check_snapshot, max_entries=limits.max_manifest_entries)),
         "objects": (
             limits.max_objects,
-            partial(_object, limits=limits, decompressor=zstandard.ZstdDecompressor()),
+            partial(_object, limits=limits, decompressor=zstandard.ZstdDecompressor(), keep_content=object_content),
         ),
     }
     parts: dict[str, Any] = {}
@@ -135,18 +164,20 @@ def _read_array(unpacker: msgpack.Unpacker, key: str, limit: int, build: Callabl
         raise BundleError(key, "must be an array") from None
     if count > limit:
         raise BundleError(key, f"{count} records, more than the limit of {limit}")
-    return [build(f"{key}[{index}]", _unpack_record(unpacker, f"{key}[{index}]")) for index in range(count)]
-
-
-def _unpack_record(unpacker: msgpack.Unpacker, where: str) -> Any:
+    records = []
+    unpack = unpacker.unpack
+    index = 0
+    # One loop with the unpacking inline: a call per record was a tenth of decoding at 10x.
     try:
-        return unpacker.unpack()
+        for index in range(count):
+            records.append(build(f"{key}[{index}]", unpack()))
     except UnicodeDecodeError:
-        raise BundleError(where, "a string is not valid UTF-8") from None
+        raise BundleError(f"{key}[{index}]", "a string is not valid UTF-8") from None
     except (msgpack.BufferFull, ValueError) as exc:
         if _too_large(exc):
-            raise BundleError(where, TOO_LARGE) from None
+            raise BundleError(f"{key}[{index}]", TOO_LARGE) from None
         raise
+    return records
 
 
 def _branch_heads(raw: Any) -> dict[str, str]:
@@ -155,11 +186,15 @@ def _branch_heads(raw: Any) -> dict[str, str]:
     return raw
 
 
-def _object(where: str, raw: Any, limits: Limits, decompressor: zstandard.ZstdDecompressor) -> ObjectRecord:
+def _object(
+    where: str, raw: Any, limits: Limits, decompressor: zstandard.ZstdDecompressor, keep_content: bool
+) -> ObjectRecord:
     object_id, content, encoding = check_object(where, raw)
     where = f"{where} {object_id}"
     size = object_size(where, content, encoding, limits.max_object_bytes, decompressor)
     record = ObjectRecord(object_id, content, encoding, size)
     if limits.verify_object_ids:
         verify_object_id(where, record)
+    if not keep_content:
+        return ObjectRecord(object_id, b"", encoding, size, hashlib.sha256(content).digest())
     return record

@@ -1,6 +1,6 @@
 """The PostgreSQL catalog (SPEC §5)."""
 
-from .catalog import Catalog, RepoView
+from .catalog import AcceptedPush, Catalog, RepoView
 from .schema import PENDING
 
-__all__ = ["PENDING", "Catalog", "RepoView"]
+__all__ = ["PENDING", "AcceptedPush", "Catalog", "RepoView"]

@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +55,24 @@ class RepoView:
             return [tuple(row) for row in conn.execute(query)]
 
 
+PENDING_UPLOAD = "pending_upload"
+
+
+@dataclass(frozen=True)
+class AcceptedPush:
+    """What a validated push writes at its commit point (Catalog.accept_push)."""
+
+    repo_id: str
+    branch: str
+    head: str
+    expected_old_head: str | None
+    force: bool
+    bundle_key: str
+    size_bytes: int
+    inline_objects: list[tuple[str, bytes]]  # (object id, decoded bytes) fetchable before any index run
+    pending_upload: str | None  # the key the bytes wait under, until published to the upload prefix
+
+
 class Catalog(CatalogReads):
     """PostgreSQL catalog of SPEC §5. Writers are bulk, chunked and idempotent."""
 
@@ -75,7 +94,9 @@ class Catalog(CatalogReads):
         with self.engine.begin() as conn:
             return copy_rows(conn, table, columns, rows, on_conflict, self.chunk_rows)
 
-    def _copy_missing(self, table: sa.Table, columns: list[str], rows: Iterable[tuple], key: str, **scope: str) -> int:
+    def _copy_missing(
+        self, conn: sa.Connection, table: sa.Table, columns: list[str], rows: Iterable[tuple], key: str, **scope: str
+    ) -> int:
         """The rows whose `key` (within the `scope` column values) is not in `table` yet: one
         query finds those present, the rest go straight in by binary COPY (`copy_new_rows`).
         For rows with large values, which staging would make PostgreSQL write twice."""
@@ -85,20 +106,24 @@ class Catalog(CatalogReads):
             table.c[key] == sa.func.any(text_array([row[at] for row in rows])),
             *(table.c[column] == value for column, value in scope.items()),
         )
-        with self.engine.begin() as conn:
-            present = set(conn.execute(query).scalars())
-            missing = (row for row in rows if row[at] not in present)
-            return copy_new_rows(conn, table, columns, missing, "ON CONFLICT DO NOTHING", self.chunk_rows)
+        present = set(conn.execute(query).scalars())
+        missing = (row for row in rows if row[at] not in present)
+        return copy_new_rows(conn, table, columns, missing, "ON CONFLICT DO NOTHING", self.chunk_rows)
 
-    def add_inline_objects(self, rows: Iterable[tuple[str, bytes]]) -> int:
-        """Objects fetchable before any index run: bytes in `content_cache`, store URI pending.
-        An existing row, pending or promoted, is left as it is (write-once)."""
+    def _add_inline_objects(self, conn: sa.Connection, rows: Iterable[tuple[str, bytes]]) -> int:
         return self._copy_missing(
+            conn,
             schema.objects,
             ["object_id", "size_bytes", "storage_uri", "content_cache"],
             ((object_id, len(data), PENDING, data) for object_id, data in rows),
             key="object_id",
         )
+
+    def add_inline_objects(self, rows: Iterable[tuple[str, bytes]]) -> int:
+        """Objects fetchable before any index run: bytes in `content_cache`, store URI pending.
+        An existing row, pending or promoted, is left as it is (write-once)."""
+        with self.engine.begin() as conn:
+            return self._add_inline_objects(conn, rows)
 
     def add_stored_objects(self, rows: Iterable[tuple[str, int, str]]) -> int:
         """Objects now in the store: new rows, or pending rows promoted to their store URI with
@@ -112,24 +137,27 @@ class Catalog(CatalogReads):
         )
 
     def add_object_refs(self, repo_id: str, object_ids: Iterable[str]) -> int:
-        return self._copy(
-            schema.object_refs,
-            ["repo_id", "object_id"],
-            ((repo_id, object_id) for object_id in object_ids),
-            "ON CONFLICT DO NOTHING",
-        )
+        with self.engine.begin() as conn:
+            return self._add_object_refs(conn, repo_id, object_ids)
+
+    def _add_object_refs(self, conn: sa.Connection, repo_id: str, object_ids: Iterable[str]) -> int:
+        rows = ((repo_id, object_id) for object_id in object_ids)
+        columns = ["repo_id", "object_id"]
+        return copy_rows(conn, schema.object_refs, columns, rows, "ON CONFLICT DO NOTHING", self.chunk_rows)
 
     def add_snapshots(self, repo_id: str, snapshots: Iterable[ResolvedSnapshot]) -> int:
         """Snapshot rows not yet in the catalog (manifests are most of the catalog's bytes). A
         snapshot sent without `created_at` gets the time it was written."""
         now = datetime.now(UTC)
-        return self._copy_missing(
-            schema.snapshots,
-            ["repo_id", "snapshot_id", "manifest", "created_at"],
-            ((repo_id, s.snapshot_id, ManifestJson(s.manifest), s.created_at or now) for s in snapshots),
-            key="snapshot_id",
-            repo_id=repo_id,
-        )
+        with self.engine.begin() as conn:
+            return self._copy_missing(
+                conn,
+                schema.snapshots,
+                ["repo_id", "snapshot_id", "manifest", "created_at"],
+                ((repo_id, s.snapshot_id, ManifestJson(s.manifest), s.created_at or now) for s in snapshots),
+                key="snapshot_id",
+                repo_id=repo_id,
+            )
 
     def add_commits(self, repo_id: str, commits: Iterable[CommitRecord]) -> int:
         columns = ["repo_id", "commit_id", "parent_ids", "snapshot_id", "message", "author"]
@@ -152,12 +180,47 @@ class Catalog(CatalogReads):
 
     def record_bundle(self, repo_id: str, bundle_key: str, size_bytes: int, branch: str | None = None) -> None:
         """A pushed bundle, status `pushed`; an existing record keeps its status."""
+        with self.engine.begin() as conn:
+            _record_bundle(conn, repo_id, bundle_key, size_bytes, branch, {})
+
+    def accept_push(self, push: AcceptedPush) -> bool:
+        """A push's commit point, one transaction: the branch's compare-and-swap, the inline
+        objects and their refs, and the bundle's record (with `pending_upload`, the key its bytes
+        wait under until they are published to the upload prefix). False, and nothing written,
+        when the compare-and-swap fails."""
+        with self.engine.begin() as conn:
+            if not _move_branch(conn, push.repo_id, push.branch, push.head, push.expected_old_head, push.force):
+                return False
+            # Sorted: two pushes sharing objects insert them in one order, so neither waits on
+            # a row the other will only write later (no deadlock).
+            inline = sorted(push.inline_objects)
+            if inline:
+                self._add_inline_objects(conn, inline)
+                self._add_object_refs(conn, push.repo_id, (object_id for object_id, _ in inline))
+            stats = {PENDING_UPLOAD: push.pending_upload} if push.pending_upload else {}
+            _record_bundle(conn, push.repo_id, push.bundle_key, push.size_bytes, push.branch, stats)
+        return True
+
+    def pending_uploads(self) -> list[sa.Row]:
+        """(repo_id, bundle_key, pending_upload) of the accepted pushes whose bytes may not be
+        under the upload prefix yet (a push killed after its commit point)."""
         table = schema.bundles
-        insert = pg_insert(table).values(
-            repo_id=repo_id, bundle_key=bundle_key, branch=branch, size_bytes=size_bytes, status="pushed"
+        pending = table.c.stats[PENDING_UPLOAD].astext
+        query = sa.select(table.c.repo_id, table.c.bundle_key, pending.label("pending_upload")).where(
+            table.c.stats.has_key(PENDING_UPLOAD)
+        )
+        return self._all(query)
+
+    def upload_published(self, repo_id: str, bundle_key: str) -> None:
+        """The bundle's bytes are under the upload prefix: it no longer waits for them."""
+        table = schema.bundles
+        update = (
+            sa.update(table)
+            .where(table.c.repo_id == repo_id, table.c.bundle_key == bundle_key)
+            .values(stats=table.c.stats.op("-")(PENDING_UPLOAD))
         )
         with self.engine.begin() as conn:
-            conn.execute(insert.on_conflict_do_nothing())
+            conn.execute(update)
 
     def finish_bundle(self, repo_id: str, bundle_key: str, status: str, stats: dict[str, Any]) -> None:
         """Set the outcome of an index run. A bundle that reached the upload prefix without a
@@ -171,19 +234,34 @@ class Catalog(CatalogReads):
     def move_branch(self, repo_id: str, name: str, head: str, expected_old_head: str | None, force: bool) -> bool:
         """Compare-and-swap of a branch head: True if the branch now points at `head` because it
         still pointed at `expected_old_head` (None: did not exist), or because of `force`."""
-        table = schema.branches
-        values = {"head_commit_id": head, "updated_at": sa.func.now()}
-        insert = pg_insert(table).values(repo_id=repo_id, name=name, **values)
-        if force:
-            statement = insert.on_conflict_do_update(index_elements=["repo_id", "name"], set_=values)
-        elif expected_old_head is None:
-            statement = insert.on_conflict_do_nothing()
-        else:
-            statement = (
-                sa.update(table)
-                .where(table.c.repo_id == repo_id, table.c.name == name, table.c.head_commit_id == expected_old_head)
-                .values(**values)
-            )
         with self.engine.begin() as conn:
-            # RETURNING, not rowcount: an INSERT's rowcount is not reported through this driver.
-            return conn.execute(statement.returning(table.c.head_commit_id)).first() is not None
+            return _move_branch(conn, repo_id, name, head, expected_old_head, force)
+
+
+def _record_bundle(
+    conn: sa.Connection, repo_id: str, bundle_key: str, size_bytes: int, branch: str | None, stats: dict[str, Any]
+) -> None:
+    insert = pg_insert(schema.bundles).values(
+        repo_id=repo_id, bundle_key=bundle_key, branch=branch, size_bytes=size_bytes, status="pushed", stats=stats
+    )
+    conn.execute(insert.on_conflict_do_nothing())
+
+
+def _move_branch(
+    conn: sa.Connection, repo_id: str, name: str, head: str, expected_old_head: str | None, force: bool
+) -> bool:
+    table = schema.branches
+    values = {"head_commit_id": head, "updated_at": sa.func.now()}
+    insert = pg_insert(table).values(repo_id=repo_id, name=name, **values)
+    if force:
+        statement = insert.on_conflict_do_update(index_elements=["repo_id", "name"], set_=values)
+    elif expected_old_head is None:
+        statement = insert.on_conflict_do_nothing()
+    else:
+        statement = (
+            sa.update(table)
+            .where(table.c.repo_id == repo_id, table.c.name == name, table.c.head_commit_id == expected_old_head)
+            .values(**values)
+        )
+    # RETURNING, not rowcount: an INSERT's rowcount is not reported through this driver.
+    return conn.execute(statement.returning(table.c.head_commit_id)).first() is not None

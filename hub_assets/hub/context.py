@@ -16,8 +16,16 @@ class NotFound(HubError):
     """The same answer for what does not exist and what the repo may not see."""
 
 
+class BundleRefused(HubError):
+    """The bundle breaks a rule of SPEC §3; the message names the bundle, the record and the reason."""
+
+
 class BranchConflict(HubError):
     """The branch moved since the client read it."""
+
+
+class NotFastForward(BranchConflict):
+    """The pushed head does not descend from the branch head the push expected."""
 
 
 @dataclass

@@ -1,18 +1,38 @@
-"""Push (SPEC §6): the upload lands, the branch moves by compare-and-swap, small bundles are
-made fetchable at once, and the bundle is recorded for the index."""
+"""Push (SPEC §6): the bundle is validated whole, by the decoder the index runs and with the
+catalog's view of the repo, before anything of it is visible. Then one transaction moves the
+branch by compare-and-swap, makes a small bundle's objects fetchable and records the bundle; only
+then do its bytes appear under the upload prefix, where the sensor picks them up.
 
-import hashlib
+Where the bytes of a push are, and what a kill (SIGKILL, a lost machine) at each step leaves:
+
+1. Validate: the stream goes through the decoder into a partial write of
+   `quarantine/<repo>/<random>`, then that key is committed. Killed here: nothing visible; `sweep`
+   discards the partial write or quarantine key once it is older than the grace period.
+2. The commit point, `Catalog.accept_push` (one transaction): branch moved, inline rows, bundle row
+   `pushed` with `pending_upload` = the quarantine key. Killed after it: an accepted push whose
+   upload is not published yet, which `sweep` publishes.
+3. Publish: the bytes under `uploads/<repo>/<bundle_key>` (write-once link or copy),
+   `pending_upload` cleared, the quarantine key removed. Killed here: as after 2.
+
+The other order (upload first, then the transaction) would let the sensor index a push that then
+loses its compare-and-swap, and a kill between the two would leave an upload no branch names.
+"""
+
 import io
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import IO
 
-from ..bundle import BundleError, CommitRecord, ObjectRecord, decoded_bytes
+from ..bundle import Bundle, BundleError, decode_bundle, decoded_bytes
 from ..bundle.identity import branch_name_problem, is_hex_id, is_repo_id
-from ..bundle.manifests import unique
-from ..bundle.wire import read_wire
-from ..store import partition_key, upload_key
-from .context import BranchConflict, Hub, HubError
+from ..catalog import AcceptedPush
+from ..store import ObjectNotFound, partition_key, quarantine_key, refused_key, upload_key
+from .context import BranchConflict, BundleRefused, Hub, HubError, NotFastForward
+from .heads import choose_head, descends_from
 
-_CHUNK = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,83 +56,213 @@ def push(
     hub: Hub,
     repo_id: str,
     branch: str,
-    bundle: bytes | None = None,
+    bundle: IO[bytes] | bytes | None = None,
     *,
     bundle_key: str | None = None,
-    head_commit_id: str,
+    head_commit_id: str | None = None,
     expected_old_head: str | None = None,
     force: bool = False,
 ) -> PushResult:
-    """Push a bundle given as bytes, or by the key of bytes already in the upload prefix."""
+    """Push a bundle to `branch` of `repo_id`; what the CLI and the HTTP API call.
+
+    - `bundle`: the wire bytes, as a binary stream read once to its end in 1 MiB reads (a file,
+      a request body) or as bytes. None: push the bytes already uploaded under
+      `uploads/<repo_id>/<bundle_key>`.
+    - `bundle_key`: when given with bytes, their sha256 must equal it.
+    - `head_commit_id`: the commit the branch moves to. None: the bundle's
+      `branch_heads[branch]`, else the one tip of its commit graph. It must be a commit of the
+      bundle or of the repo's catalog.
+    - `expected_old_head`: the compare-and-swap: the branch must still point at it (None: the
+      branch must not exist yet), and the head must descend from it. `force`: neither.
+
+    Every rule of SPEC §3 is checked first, at any size, in memory bounded by the decoded
+    bundle without its objects' bytes. On any refusal nothing is visible: no branch move, no
+    rows, no bundle row, no upload for the sensor. A bundle of at most
+    `hub.inline_bundle_max_bytes` also gets its objects of at most
+    `hub.inline_object_max_bytes` registered inline, fetchable when this returns.
+
+    Raises BundleRefused (the bundle breaks a rule: bundle, record and reason), NotFastForward,
+    BranchConflict (the branch is not at `expected_old_head`, or moved meanwhile: exactly one
+    of racing pushes wins), HubError (bad names, unknown head, no such upload).
+    """
     check_names(repo_id, branch)
-    if not is_hex_id(head_commit_id):
-        raise HubError(f"head commit id {head_commit_id[:80]!r} must be 64 lowercase hex characters")
-    key, size, small = _land_upload(hub, repo_id, bundle, bundle_key)
-    objects = _parse_inline(hub, repo_id, key, small) if small is not None else None
-    if not hub.catalog.move_branch(repo_id, branch, head_commit_id, expected_old_head, force):
-        current = hub.catalog.branch_head(repo_id, branch)
-        raise BranchConflict(
-            f"branch {branch!r} of {repo_id} is at {current or 'nothing'}, not {expected_old_head or 'nothing'}"
-        )
-    inline = _register_inline(hub, repo_id, objects) if objects else 0
-    hub.catalog.record_bundle(repo_id, key, size, branch)
-    return PushResult(repo_id, branch, key, partition_key(repo_id, key), head_commit_id, inline)
-
-
-def _land_upload(hub: Hub, repo_id: str, bundle: bytes | None, bundle_key: str | None) -> tuple[str, int, bytes | None]:
-    """(bundle key, size, the bytes when small enough to parse here). Bytes given are hashed and
-    written; bytes already uploaded are read once, in chunks, and must hash to `bundle_key`."""
-    if bundle is not None:
-        key = hashlib.sha256(bundle).hexdigest()
-        if bundle_key is not None and bundle_key != key:
-            raise HubError(f"bundle bytes hash to {key}, not to the bundle key {bundle_key}")
-        hub.store.put(upload_key(partition_key(repo_id, key)), bundle)
-        return key, len(bundle), bundle if len(bundle) <= hub.inline_bundle_max_bytes else None
-    if bundle_key is None or not is_hex_id(bundle_key):
-        raise HubError("push needs the bundle bytes or the 64-hex key of an upload")
-    digest, size, kept = hashlib.sha256(), 0, io.BytesIO()
-    with hub.store.open(upload_key(partition_key(repo_id, bundle_key))) as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            if size <= hub.inline_bundle_max_bytes:
-                kept.write(chunk)
-    if digest.hexdigest() != bundle_key:
-        raise HubError(f"upload {repo_id}/{bundle_key} hashes to {digest.hexdigest()}, not to its key")
-    return bundle_key, size, kept.getvalue() if size <= hub.inline_bundle_max_bytes else None
-
-
-def _parse_inline(hub: Hub, repo_id: str, key: str, data: bytes) -> list[ObjectRecord]:
+    for what, value in (("head commit id", head_commit_id), ("bundle key", bundle_key)):
+        if value is not None and not is_hex_id(value):
+            raise HubError(f"{what} {value[:80]!r} must be 64 lowercase hex characters")
+    # Cheap, before reading a byte: a push the compare-and-swap must refuse is refused now.
+    if not force:
+        _check_branch_at(hub, repo_id, branch, expected_old_head)
+    accept = partial(
+        _accept, hub, repo_id, branch, head=head_commit_id, expected_old_head=expected_old_head, force=force
+    )
+    if bundle is None:
+        if bundle_key is None:
+            raise HubError("push needs the bundle bytes or the 64-hex key of an upload")
+        return _push_uploaded(hub, repo_id, bundle_key, accept)
+    source = io.BytesIO(bundle) if isinstance(bundle, bytes) else bundle
+    with hub.store.writer(quarantine_key(repo_id)) as landing:
+        decoded, small = _validate(hub, repo_id, _Tee(source, landing.write), bundle_key)
+        landing.commit()
     try:
-        wire = read_wire(io.BytesIO(data), hub.limits)
-        return list(unique(wire.objects, lambda o: o.object_id, "object").values())
+        result = accept(decoded, small, pending_upload=landing.key)
+    except BaseException:
+        hub.store.delete(landing.key)
+        raise
+    try:
+        publish_upload(hub, repo_id, decoded.bundle_key, landing.key)
+    except Exception:
+        # Past the commit point the push stands; what is left of publishing, `sweep` finishes.
+        log.exception("push %s accepted; its upload is left for the sweep to publish", result.partition_key)
+    return result
+
+
+def _push_uploaded(hub: Hub, repo_id: str, bundle_key: str, accept: partial[PushResult]) -> PushResult:
+    """Bytes already in the upload prefix: validated there; refused, they move to `refused/`,
+    out of the sensor's sight (a sensor tick that saw them first runs an index that fails alike)."""
+    key = partition_key(repo_id, bundle_key)
+    try:
+        with hub.store.open(upload_key(key)) as stream:
+            decoded, small = _validate(hub, repo_id, stream, bundle_key)
+    except ObjectNotFound:
+        raise HubError(f"no upload at {upload_key(key)}") from None
+    except BundleRefused:
+        hub.store.publish(upload_key(key), refused_key(key))
+        hub.store.delete(upload_key(key))
+        raise
+    return accept(decoded, small, pending_upload=None)
+
+
+def _validate(hub: Hub, repo_id: str, stream: IO[bytes], bundle_key: str | None) -> tuple[Bundle, bool]:
+    """The decoded bundle, and whether it is small enough to register its objects inline (then
+    it was decoded with their content; otherwise without)."""
+    small, stream = _read_small(stream, hub.inline_bundle_max_bytes)
+    try:
+        decoded = decode_bundle(
+            stream,
+            bundle_key=bundle_key,
+            # Named by the key the pusher gave, else by the hash of what arrived.
+            name=partition_key(repo_id, bundle_key) if bundle_key else partial(partition_key, repo_id),
+            limits=hub.limits,
+            catalog=hub.catalog.view(repo_id),
+            object_content=small,
+        )
     except BundleError as error:
-        raise HubError(str(error.in_bundle(partition_key(repo_id, key)))) from None
+        raise BundleRefused(str(error)) from None
+    return decoded, small
 
 
-def _register_inline(hub: Hub, repo_id: str, objects: list[ObjectRecord]) -> int:
-    """Rows with the bytes inline for each small object, and the repo's refs to them, so fetch
-    serves them before any index run. Existing rows are left alone (write-once)."""
-    small = [o for o in objects if o.size_bytes <= hub.inline_object_max_bytes]
-    hub.catalog.add_inline_objects((o.object_id, decoded_bytes(o)) for o in small)
-    hub.catalog.add_object_refs(repo_id, (o.object_id for o in small))
-    return len(small)
+def _accept(
+    hub: Hub,
+    repo_id: str,
+    branch: str,
+    decoded: Bundle,
+    small: bool,
+    *,
+    head: str | None,
+    expected_old_head: str | None,
+    force: bool,
+    pending_upload: str | None,
+) -> PushResult:
+    """The head checks, then the commit point."""
+    commits = decoded.commits
+    pushed = partition_key(repo_id, decoded.bundle_key)
+    try:
+        head = choose_head(commits, decoded.branch_heads, branch, head)
+    except HubError as error:
+        raise HubError(f"bundle {pushed}: {error}") from None
+    if all(c.commit_id != head for c in commits) and not hub.catalog.has_commit(repo_id, head):
+        raise HubError(f"bundle {pushed}: head {head} is a commit of neither the bundle nor repo {repo_id}")
+    if (
+        expected_old_head is not None
+        and not force
+        and not descends_from(hub, repo_id, commits, head, expected_old_head)
+    ):
+        raise NotFastForward(
+            f"bundle {pushed}: {head} does not descend from the head of {branch!r}, {expected_old_head}"
+            " (force moves the branch anyway)"
+        )
+    inline = [
+        (o.object_id, decoded_bytes(o))
+        for o in decoded.objects
+        if small and o.size_bytes <= hub.inline_object_max_bytes
+    ]
+    accepted = AcceptedPush(
+        repo_id=repo_id,
+        branch=branch,
+        head=head,
+        expected_old_head=expected_old_head,
+        force=force,
+        bundle_key=decoded.bundle_key,
+        size_bytes=decoded.size_bytes,
+        inline_objects=inline,
+        pending_upload=pending_upload,
+    )
+    if not hub.catalog.accept_push(accepted):
+        _check_branch_at(hub, repo_id, branch, expected_old_head)
+        raise BranchConflict(f"branch {branch!r} of {repo_id} moved while the push was validated")
+    return PushResult(repo_id, branch, decoded.bundle_key, pushed, head, len(inline))
 
 
-def descends_from(hub: Hub, repo_id: str, commits: list[CommitRecord], head: str, ancestor: str) -> bool:
-    """Whether `ancestor` is `head` or one of its ancestors, through the bundle's commits and
-    then the catalog's."""
-    parents = {c.commit_id: c.parent_ids for c in commits}
-    pending, seen = [head], set()
-    while pending:
-        commit_id = pending.pop()
-        if commit_id == ancestor:
-            return True
-        if commit_id in seen:
-            continue
-        seen.add(commit_id)
-        if commit_id in parents:
-            pending.extend(parents[commit_id])
-        elif any(row.commit_id == ancestor for row in hub.catalog.history(repo_id, commit_id)):
-            return True
-    return False
+def _check_branch_at(hub: Hub, repo_id: str, branch: str, expected: str | None) -> None:
+    current = hub.catalog.branch_head(repo_id, branch)
+    if current != expected:
+        raise BranchConflict(
+            f"branch {branch!r} of {repo_id} is at {current or 'nothing'}, not {expected or 'nothing'}"
+        )
+
+
+def publish_upload(hub: Hub, repo_id: str, bundle_key: str, pending: str) -> None:
+    """An accepted push's bytes, from `pending` to the upload prefix (write-once), then `pending`
+    removed. Safe to run twice and concurrently: by the push and by a sweep."""
+    upload = upload_key(partition_key(repo_id, bundle_key))
+    try:
+        hub.store.publish(pending, upload)
+    except ObjectNotFound:
+        if not hub.store.exists(upload):
+            raise
+        # Another publisher (a sweep) got there first and removed `pending`.
+    hub.catalog.upload_published(repo_id, bundle_key)
+    hub.store.delete(pending)
+
+
+def _read_small(stream: IO[bytes], limit: int) -> tuple[bool, IO[bytes]]:
+    """Whether the whole stream is at most `limit` bytes, and a stream of all its bytes. Reads
+    at most `limit` + 1 bytes ahead, so a stream of unknown length is told apart too."""
+    head = bytearray()
+    while len(head) <= limit and (chunk := stream.read(limit + 1 - len(head))):
+        head += chunk
+    if len(head) <= limit:
+        return True, io.BytesIO(head)
+    return False, _Chained(bytes(head), stream)
+
+
+class _Chained(io.RawIOBase):
+    """`first`, then the rest of `rest`."""
+
+    def __init__(self, first: bytes, rest: IO[bytes]) -> None:
+        self._first = io.BytesIO(first)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            return self._first.read() + self._rest.read()
+        return self._first.read(size) or self._rest.read(size)
+
+
+class _Tee(io.RawIOBase):
+    """A stream that hands every byte read through it to `sink` too."""
+
+    def __init__(self, source: IO[bytes], sink: Callable[[bytes], None]) -> None:
+        self._source = source
+        self._sink = sink
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._source.read(size)
+        self._sink(data)
+        return data

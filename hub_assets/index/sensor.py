@@ -1,11 +1,17 @@
-"""Watches the upload prefix: each new bundle becomes a partition and one run."""
+"""Watches the upload prefix: each new bundle becomes a partition and one run. Beside it, the
+sweep of what killed pushes left (hub/sweep.py)."""
+
+from datetime import timedelta
 
 import dagster as dg
 
+from ..hub import Hub
+from ..hub.sweep import sweep
+from ..settings import quarantine_grace_s
 from ..store.layout import UPLOADS
 from .job import index_bundle
 from .partitions import bundles
-from .resources import ObjectStoreResource
+from .resources import CatalogResource, ObjectStoreResource
 from .upload_cursor import UploadCursor, plan_uploads
 
 REPO_TAG = "hub/repo_id"
@@ -28,3 +34,14 @@ def upload_sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResourc
         dynamic_partitions_requests=[bundles.build_add_request(plan.partition_keys)],
         cursor=plan.cursor.dump(),
     )
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def push_sweep_sensor(
+    context: dg.SensorEvaluationContext, catalog: CatalogResource, store: ObjectStoreResource
+) -> dg.SkipReason:
+    """Publishes the uploads of pushes killed after their commit point, and removes quarantine
+    keys and partial writes that refused or killed pushes left (older than
+    HUB_QUARANTINE_GRACE_S). Requests no runs: an upload it publishes is the upload sensor's."""
+    report = sweep(Hub(catalog.catalog, store.store), timedelta(seconds=quarantine_grace_s()))
+    return dg.SkipReason(str(report))

@@ -5,9 +5,9 @@ from urllib.parse import unquote, urlparse
 
 from dagster_aws.s3 import S3Resource
 
-from .base import ObjectNotFound, ObjectStore, StoredKey
+from .base import KeyWriter, ObjectNotFound, ObjectStore, StoredKey
 from .file import FileStore
-from .layout import object_key, partition_key, split_partition_key, upload_key
+from .layout import object_key, partition_key, quarantine_key, refused_key, split_partition_key, upload_key
 from .s3 import S3Store, bulk_client, s3_client
 
 
@@ -25,6 +25,7 @@ def open_store(url: str, s3: S3Resource | None = None, max_connections: int = 10
 
 __all__ = [
     "FileStore",
+    "KeyWriter",
     "ObjectNotFound",
     "ObjectStore",
     "S3Store",
@@ -32,6 +33,8 @@ __all__ = [
     "object_key",
     "open_store",
     "partition_key",
+    "quarantine_key",
+    "refused_key",
     "split_partition_key",
     "upload_key",
 ]

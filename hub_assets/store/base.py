@@ -13,6 +13,32 @@ class ObjectNotFound(KeyError):
     """No object under that key."""
 
 
+class KeyWriter(ABC):
+    """Bytes written to one key in pieces. Nothing is under the key until `commit` returns; `abort`
+    (or an exception inside the `with` block) drops what was written. A writer killed midway
+    leaves a partial write that only `discard_partial_writes` sees."""
+
+    key: str
+
+    @abstractmethod
+    def write(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Make the bytes written so far the key's bytes (the key is new: writers use fresh keys)."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Drop the bytes written; safe after a failed commit and more than once."""
+
+    def __enter__(self) -> "KeyWriter":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is not None:
+            self.abort()
+
+
 @dataclass(frozen=True)
 class StoredKey:
     key: str
@@ -39,6 +65,24 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def writer(self, key: str) -> KeyWriter:
+        """A writer of `key`'s bytes in pieces, for streams too large to hold in memory."""
+
+    @abstractmethod
+    def publish(self, source: str, key: str) -> bool:
+        """Give `key` the bytes of `source` unless `key` exists (write-once, atomic: a reader sees
+        no `key` or all of it); True if this call wrote it. `source` is left in place."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove `key`; a missing key is not an error."""
+
+    @abstractmethod
+    def discard_partial_writes(self, prefix: str, older_than: datetime) -> int:
+        """Drop the partial writes under `prefix` that writers left unfinished (killed before
+        commit or abort) and that started before `older_than`; returns how many."""
 
     @abstractmethod
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[StoredKey]:

@@ -1,10 +1,11 @@
 """The object store on a local (or mounted) filesystem: file:///absolute/path.
 
-A put writes a temp file under `<root>/.tmp/`, then hard-links it to its key. The writer holds
-an exclusive `flock` on its temp file from creation to removal, and the lock dies with the
-process, so an unlocked temp file is one a killed writer left: the first put of every store
-instance removes those. A sweep may catch a temp file in the instant between its creation and
-its lock; the writer then finds its file gone and starts a new one, having written nothing.
+Every write (a put, or a streamed `writer`) goes to a temp file under `<root>/.tmp/`, then is
+hard-linked to its key. The writer holds an exclusive `flock` on its temp file from creation to
+removal, and the lock dies with the process, so an unlocked temp file is one a killed writer left:
+the first put of every store instance removes those, as does `discard_partial_writes`. A sweep may
+catch a temp file in the instant between its creation and its lock; the writer then finds its file
+gone and starts a new one, having written nothing.
 """
 
 import contextlib
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from .base import ObjectNotFound, ObjectStore, StoredKey
+from .base import KeyWriter, ObjectNotFound, ObjectStore, StoredKey
 
 TEMP_DIR = ".tmp"
 
@@ -89,12 +90,13 @@ class FileStore(ObjectStore):
                 self._remove_abandoned_temp_files()
                 self._swept = True
 
-    def _remove_abandoned_temp_files(self) -> None:
+    def _remove_abandoned_temp_files(self) -> int:
         """Remove the temp files no writer holds a lock on: their writers were killed."""
         try:
             names = os.listdir(self._temp_dir)
         except FileNotFoundError:
-            return
+            return 0
+        removed = 0
         for name in names:
             temp = f"{self._temp_dir}/{name}"
             try:
@@ -109,7 +111,9 @@ class FileStore(ObjectStore):
                 continue
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
+                removed += 1
             os.close(fd)
+        return removed
 
     def close(self) -> None:
         self._made_dirs.clear()
@@ -138,6 +142,69 @@ class FileStore(ObjectStore):
         for key in sorted(keys):
             stat = (self.root / key).stat()
             yield StoredKey(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    def writer(self, key: str) -> KeyWriter:
+        path = self._path(key)
+        self._ensure_dir(os.path.dirname(path))
+        temp, fd = self._locked_temp_file()
+        return _FileWriter(key, path, temp, fd)
+
+    def publish(self, source: str, key: str) -> bool:
+        # A hard link: atomic, no copy of the bytes, and refused if the key exists.
+        path = self._path(key)
+        self._ensure_dir(os.path.dirname(path))
+        try:
+            os.link(self._path(source), path)
+        except FileExistsError:
+            return False
+        except FileNotFoundError:
+            raise ObjectNotFound(source) from None
+        return True
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(key))
+
+    def discard_partial_writes(self, prefix: str, older_than: datetime) -> int:
+        """The temp files killed writers left, whatever their key or age: a temp file's lock tells
+        a live writer's from a dead one's, so no grace period is needed here."""
+        return self._remove_abandoned_temp_files()
+
+
+class _FileWriter(KeyWriter):
+    """Writes a locked temp file, hard-linked to the key on commit (as `put`)."""
+
+    def __init__(self, key: str, path: str, temp: str, fd: int) -> None:
+        self.key = key
+        self._path = path
+        self._temp = temp
+        self._file: IO[bytes] | None = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> None:
+        assert self._file is not None, "write after commit or abort"
+        self._file.write(data)
+
+    def commit(self) -> None:
+        assert self._file is not None, "commit after commit or abort"
+        self._file.flush()
+        try:
+            os.link(self._temp, self._path)
+        except FileExistsError:
+            pass  # write-once: the key keeps the bytes it has
+        finally:
+            self._release()
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._release()
+
+    def _release(self) -> None:
+        """Remove the temp file, then close it: the lock guards it until its name is gone."""
+        assert self._file is not None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._temp)
+        self._file.close()
+        self._file = None
 
 
 def _under_temp_dir(key: str) -> bool:

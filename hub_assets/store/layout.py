@@ -1,11 +1,15 @@
 """Where things live under the store root (SPEC §4)."""
 
 import re
+import uuid
 
 from ..bundle.identity import is_hex_id, is_repo_id
 
 UPLOADS = "uploads/"
 OBJECTS = "objects/"
+# Not watched by the sensor: bytes of a push being validated, and uploads a push refused.
+QUARANTINE = "quarantine/"
+REFUSED = "refused/"
 
 
 def object_key(object_id: str) -> str:
@@ -14,6 +18,15 @@ def object_key(object_id: str) -> str:
 
 def upload_key(partition_key: str) -> str:
     return UPLOADS + partition_key
+
+
+def quarantine_key(repo_id: str) -> str:
+    """A fresh key for the bytes of one push while they are validated."""
+    return f"{QUARANTINE}{repo_id}/{uuid.uuid4().hex}"
+
+
+def refused_key(partition_key: str) -> str:
+    return REFUSED + partition_key
 
 
 def partition_key(repo_id: str, bundle_key: str) -> str:

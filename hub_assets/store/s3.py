@@ -3,7 +3,7 @@
 import asyncio
 import os
 from collections.abc import Callable, Iterable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import IO, Any
 
 import boto3
@@ -15,9 +15,13 @@ from obstore.exceptions import AlreadyExistsError, PreconditionError
 from obstore.store import S3Store as ObstoreS3
 
 from ..settings import s3_timeout_s
-from .base import ObjectNotFound, ObjectStore, StoredKey
+from .base import KeyWriter, ObjectNotFound, ObjectStore, StoredKey
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+_TAKEN = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+# Parts of a streamed write: S3's minimum part is 5 MiB (but the last); 16 MiB parts keep a
+# 10 GB bundle within the 10,000-part limit, at 16 MiB of memory per writer.
+PART_BYTES = 16 * 1024 * 1024
 
 
 def s3_client(settings: S3Resource, max_connections: int) -> Any:
@@ -109,7 +113,7 @@ class S3Store(ObjectStore):
             # and no window between a check and a write.
             self._client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data, IfNoneMatch="*")
         except ClientError as error:
-            if _code(error) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+            if _code(error) in _TAKEN:
                 return False
             raise
         return True
@@ -139,5 +143,93 @@ class S3Store(ObjectStore):
             for item in page.get("Contents", []):
                 yield StoredKey(item["Key"][len(self.prefix) :], item["Size"], item["LastModified"])
 
+    def writer(self, key: str) -> KeyWriter:
+        return _S3Writer(self._client, self.bucket, self.prefix, key)
+
+    def publish(self, source: str, key: str) -> bool:
+        """A server-side copy. If-None-Match makes it write-once where the server supports it on
+        CopyObject (AWS does; moto 5.2 and s3rver ignore it), so the key is looked up first too:
+        between the two a racing publisher may copy as well, which is harmless for the keys this
+        is used for, named by the sha256 of their bytes."""
+        if self.exists(key):
+            return False
+        try:
+            self._client.copy_object(
+                Bucket=self.bucket,
+                Key=self.prefix + key,
+                CopySource={"Bucket": self.bucket, "Key": self.prefix + source},
+                IfNoneMatch="*",
+            )
+        except ClientError as error:
+            if _code(error) in _TAKEN:
+                return False
+            if _code(error) in _MISSING:
+                raise ObjectNotFound(source) from None
+            raise
+        return True
+
+    def delete(self, key: str) -> None:
+        self._client.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+
+    def discard_partial_writes(self, prefix: str, older_than: datetime) -> int:
+        """Multipart uploads under `prefix` started before `older_than` and never completed."""
+        discarded = 0
+        pages = self._client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix
+        )
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] < older_than:
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    discarded += 1
+        return discarded
+
     def close(self) -> None:
         self._client.close()
+
+
+class _S3Writer(KeyWriter):
+    """One PutObject when the bytes fit in a part, else a multipart upload of PART_BYTES parts,
+    which S3 shows under the key only once it is completed."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str, key: str) -> None:
+        self.key = key
+        self._client = client
+        self._target = {"Bucket": bucket, "Key": prefix + key}
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        while len(self._buffer) >= PART_BYTES:
+            part = bytes(self._buffer[:PART_BYTES])
+            del self._buffer[:PART_BYTES]
+            self._upload_part(part)
+
+    def _upload_part(self, part: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = self._client.create_multipart_upload(**self._target)["UploadId"]
+        number = len(self._parts) + 1
+        answer = self._client.upload_part(Body=part, PartNumber=number, UploadId=self._upload_id, **self._target)
+        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+
+    def commit(self) -> None:
+        if self._upload_id is None:
+            self._client.put_object(Body=bytes(self._buffer), **self._target)
+        else:
+            if self._buffer:
+                self._upload_part(bytes(self._buffer))
+            self._client.complete_multipart_upload(
+                UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}, **self._target
+            )
+            self._upload_id = None
+        self._buffer.clear()
+
+    def abort(self) -> None:
+        self._buffer.clear()
+        if self._upload_id is not None:
+            upload_id, self._upload_id = self._upload_id, None
+            self._client.abort_multipart_upload(UploadId=upload_id, **self._target)

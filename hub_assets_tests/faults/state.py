@@ -7,10 +7,12 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import boto3
 import sqlalchemy as sa
 
 from hub_assets.catalog import PENDING
-from hub_assets.store import FileStore, ObjectStore, object_key
+from hub_assets.store import FileStore, ObjectStore, S3Store, object_key
+from hub_assets.store.file import TEMP_DIR
 from hub_assets.store.layout import OBJECTS
 from hub_assets_tests.index.conftest import CATALOG_TABLES, HubEnv, sha256_hex
 
@@ -111,3 +113,13 @@ def stray_files(store: ObjectStore) -> list[str]:
         return []
     on_disk = {os.path.relpath(os.path.join(d, f), store.root) for d, _, files in os.walk(store.root) for f in files}
     return sorted(on_disk - {item.key for item in store.list("")})
+
+
+def partial_writes(store: ObjectStore, prefix: str) -> int:
+    """Unfinished writes: temp files of a file store (all under its `.tmp/`, whatever their key),
+    multipart uploads under `prefix` on S3."""
+    if isinstance(store, FileStore):
+        return sum(len(names) for _, _, names in os.walk(store.root / TEMP_DIR))
+    assert isinstance(store, S3Store)
+    answer = boto3.client("s3").list_multipart_uploads(Bucket=store.bucket, Prefix=store.prefix + prefix)
+    return len(answer.get("Uploads", []))

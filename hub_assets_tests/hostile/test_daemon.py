@@ -14,8 +14,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from hub_assets.hub import BranchConflict, Hub, PushResult, push
+from hub_assets.hub import BranchConflict, BundleRefused, Hub, PushResult, push
 from hub_assets.store import partition_key, upload_key
+from hub_assets.store.layout import UPLOADS
 from hub_assets_tests.bundle.builders import History, build_history, sha256_hex
 from hub_assets_tests.index.runlog import step_window
 
@@ -57,11 +58,19 @@ def test_refused_bundles_fail_and_the_daemon_keeps_indexing(dev: DevHub) -> None
         assert error.startswith(f"bundle {key}: {case.record}: ") and re.search(case.reason, error), error
     dev.assert_running()
 
+    # The same bundles pushed: push refuses them, and the sensor never sees them.
+    for name in REFUSED:
+        case = CORPUS[name]()
+        with pytest.raises(BundleRefused, match=re.escape(case.record)):
+            expected = dev.hub.catalog.branch_head(case.repo, "main")
+            push(dev.hub, case.repo, "main", case.data, bundle_key=case.bundle_key, expected_old_head=expected)
     good = push_history(dev.hub, REPO, next_good(), expected_old_head=BASE.head)
     assert [r.status for r in wait_for_runs(dev, {good}, 180)[good]] == [dg.DagsterRunStatus.SUCCESS]
     assert dev.status()[good]["status"] == "indexed"
     dev.assert_running()
     assert not dev.instance.get_daemon_heartbeats()["SENSOR"].errors
+    # Only the uploads became partitions and runs: one each, none retried, none for a refused push.
+    assert set(dev.instance.get_dynamic_partitions("bundles")) == {base, good, *refused}
     assert len(dev.index_runs()) == len(refused) + 2, "one run per upload, none retried"
 
 
@@ -105,18 +114,21 @@ def test_fifty_pushes_at_once_indexed_once_each_within_the_pool_limit(dev: DevHu
     setup = push_history(dev.hub, RACE_REPO, advance)
     loads = [Attempt(f"load-{n:02d}", build_history(1, LOAD_FILES, seed=n, zstd_every=0)) for n in range(LOAD_REPOS)]
     creators = [Attempt(RACE_REPO, build_history(1, 3, seed=1001 + n, branch="create")) for n in range(2)]
-    advancers = [
-        Attempt(RACE_REPO, build_history(1, 3, seed=1003 + n, branch="advance"), advance.head) for n in range(2)
-    ]
+    # Full snapshots: valid before `advance` is indexed.
+    ahead = [build_history(1, 3, seed=1003 + n, branch="advance", after=advance, delta=False) for n in range(2)]
+    advancers = [Attempt(RACE_REPO, history, advance.head) for history in ahead]
 
     results = push_all_at_once(dev.hub, loads + creators + advancers)
 
     assert all(isinstance(r, PushResult) for r in results[:LOAD_REPOS])
+    winners = []
     for branch, racers, outcomes in (("create", creators, results[-4:-2]), ("advance", advancers, results[-2:])):
         (winner,) = [racer for racer, outcome in zip(racers, outcomes, strict=True) if isinstance(outcome, PushResult)]
         assert sum(isinstance(o, BranchConflict) for o in outcomes) == 1, outcomes
         assert dev.hub.catalog.branch_head(RACE_REPO, branch) == winner.history.head
-    keys = {setup} | {a.key for a in loads + creators + advancers}  # a lost push's upload is indexed too
+        winners.append(winner)
+    keys = {setup} | {a.key for a in loads + winners}  # a lost push leaves no upload
+    assert {item.key for item in dev.hub.store.list(UPLOADS)} == {upload_key(key) for key in keys}
 
     runs = wait_for_runs(dev, keys, 900)
 

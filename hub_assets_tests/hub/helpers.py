@@ -61,12 +61,15 @@ def load_fixture(name: str) -> Fixture:
     return load_bundle((FIXTURES_DIR / name).read_bytes(), name)
 
 
-def one_commit_bundle(files: Mapping[str, bytes], message: str = "commit", **object_kwargs: Any) -> tuple[bytes, str]:
-    """(wire bytes, head) of a root commit whose snapshot holds `files` (identity objects unless
-    `object_kwargs` say otherwise)."""
+def one_commit_bundle(
+    files: Mapping[str, bytes], message: str = "commit", parent: str | None = None, **object_kwargs: Any
+) -> tuple[bytes, str]:
+    """(wire bytes, head) of a commit (a root, or a child of `parent`) whose full snapshot holds
+    `files` (identity objects unless `object_kwargs` say otherwise)."""
     manifest = {path: sha256_hex(data) for path, data in files.items()}
     snapshot = full_snapshot(manifest)
-    commit = make_commit(snapshot["snapshot_id"], message=message, committed_at=timestamp(1))
+    parents = [parent] if parent else []
+    commit = make_commit(snapshot["snapshot_id"], parents=parents, message=message, committed_at=timestamp(1))
     objects = [make_object(data, **object_kwargs) for data in files.values()]
     bundle = make_bundle(commits=[commit], snapshots=[snapshot], objects=objects)
     return pack(bundle), commit["commit_id"]

@@ -49,9 +49,8 @@ def test_clone_of_a_clone_is_identical(file_hub: Hub, file_index: Indexer) -> No
 def test_incremental_pushes_clone_as_one_history(hub: Hub, index: Indexer) -> None:
     base = build_history(4, 6, seed=1)
     more = build_history(3, 6, seed=2, after=base)  # parents and delta bases only in `base`
-    first = push_new(hub, REPO, base.wire(), base.head)
-    second = push_new(hub, REPO, more.wire(), more.head, expected_old_head=base.head)
-    index(first.partition_key, second.partition_key)
+    index(push_new(hub, REPO, base.wire(), base.head).partition_key)  # a push validates against what is indexed
+    index(push_new(hub, REPO, more.wire(), more.head, expected_old_head=base.head).partition_key)
 
     cloned = load_bundle(clone(hub, REPO, "main"), "clone")
     assert [c["commit_id"] for c in cloned.raw["commits"]] == base.commit_ids + more.commit_ids  # parents first

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import importlib
 import random
+from typing import Any
 
 import pytest
 
 from hub_assets.catalog import PENDING
-from hub_assets.hub import Hub, NotFound, read_object
-from hub_assets.store import object_key
+from hub_assets.hub import Hub, NotFound, push, read_object
+from hub_assets.store import object_key, partition_key, upload_key
 
-from ..bundle.builders import fake_id
+from ..bundle.builders import fake_id, sha256_hex
 from .conftest import Indexer
 from .helpers import FIXTURE_NAMES, Fixture, load_bundle, load_fixture, object_rows, one_commit_bundle, push_new
 
@@ -64,22 +65,29 @@ def test_pushed_objects_are_served_before_and_after_the_index(hub: Hub, index: I
 # --- the inline bundle limit ------------------------------------------------------------------
 
 
-def forbid_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("push parsed a bundle over the inline limit")
-
+def record_decoding(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each decode by push kept the objects' content."""
     # The package re-exports the function `push`, which hides the module of the same name.
-    monkeypatch.setattr(importlib.import_module("hub_assets.hub.push"), "read_wire", refuse)
+    module = importlib.import_module("hub_assets.hub.push")
+    kept: list[bool] = []
+    decode = module.decode_bundle
+
+    def recording(*args: Any, object_content: bool, **kwargs: Any) -> Any:
+        kept.append(object_content)
+        return decode(*args, object_content=object_content, **kwargs)
+
+    monkeypatch.setattr(module, "decode_bundle", recording)
+    return kept
 
 
-def test_bundle_over_the_inline_limit_is_not_parsed_by_push(
+def test_bundle_over_the_inline_limit_is_validated_without_its_objects_bytes(
     hub: Hub, index: Indexer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fixture = load_fixture("muse-small-history.bundle")
     hub.inline_bundle_max_bytes = len(fixture.data) - 1
-    with monkeypatch.context() as patch:
-        forbid_parsing(patch)
-        result = push_new(hub, REPO, fixture.data, fixture.head)
+    kept = record_decoding(monkeypatch)
+    result = push_new(hub, REPO, fixture.data, fixture.head)
+    assert kept == [False]
     assert result.inline_objects == 0
     assert object_rows(hub, list(fixture.contents)) == {}
     assert_none_served(hub, REPO, list(fixture.contents))
@@ -96,16 +104,19 @@ def test_bundle_at_the_inline_limit_is_parsed(hub: Hub) -> None:
     assert_all_served(hub, REPO, fixture.contents)
 
 
-def test_push_by_key_of_a_large_upload_does_not_parse_it(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Bytes that are not msgpack at all: push only hashes them, the index will refuse them."""
-    garbage = b"\xc1" * 2000
+def test_push_by_key_of_a_large_upload_validates_it_and_registers_nothing_inline(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fixture = load_fixture("muse-merge.bundle")
     hub.inline_bundle_max_bytes = 1000
-    forbid_parsing(monkeypatch)
-    first = push_new(hub, REPO, garbage, fake_id("head"))
-    second = push_new(hub, REPO, None, fake_id("head"), bundle_key=first.bundle_key, force=True)
-    assert second.bundle_key == first.bundle_key
-    assert second.inline_objects == 0
-    assert {row.bundle_key: row.status for row in hub.catalog.bundle_rows(REPO)} == {first.bundle_key: "pushed"}
+    key = partition_key(REPO, sha256_hex(fixture.data))
+    hub.store.put(upload_key(key), fixture.data)
+    kept = record_decoding(monkeypatch)
+    result = push(hub, REPO, "main", bundle_key=sha256_hex(fixture.data))
+    assert (kept, result.partition_key, result.inline_objects) == ([False], key, 0)
+    assert result.head_commit_id == fixture.head  # from branch_heads
+    assert {row.bundle_key: row.status for row in hub.catalog.bundle_rows(REPO)} == {result.bundle_key: "pushed"}
+    assert_none_served(hub, REPO, list(fixture.contents))
 
 
 def test_real_bundle_over_the_default_inline_limit(hub: Hub, index: Indexer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,8 +124,9 @@ def test_real_bundle_over_the_default_inline_limit(hub: Hub, index: Indexer, mon
     data, head = one_commit_bundle({"big.bin": large, "small.txt": b"small\n"})
     bundle = load_bundle(data)
     assert len(data) > hub.inline_bundle_max_bytes == 4 * 1024 * 1024
-    forbid_parsing(monkeypatch)
+    kept = record_decoding(monkeypatch)
     result = push_new(hub, REPO, data, head)
+    assert kept == [False]
     assert_none_served(hub, REPO, list(bundle.contents))
 
     index(result.partition_key)

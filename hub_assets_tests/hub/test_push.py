@@ -7,15 +7,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from hub_assets.hub import BranchConflict, Hub, HubError, PushResult, push
-from hub_assets.store import object_key, partition_key, upload_key
+from hub_assets.hub import BranchConflict, BundleRefused, Hub, HubError, NotFastForward, PushResult, push
+from hub_assets.store import object_key, partition_key, refused_key, upload_key
+from hub_assets.store.layout import QUARANTINE, UPLOADS
 
-from ..bundle.builders import fake_id, sha256_hex
+from ..bundle.builders import build_history, fake_id, sha256_hex
+from .conftest import Indexer
 from .helpers import bundle_statuses, load_fixture, object_rows, one_commit_bundle, push_new
 
 REPO = "repo-a"
 TRIALS = 20
 PUSHERS = 20
+
+
+def uploads(hub: Hub) -> list[str]:
+    return [item.key for item in hub.store.list(UPLOADS)]
 
 
 def race(hub: Hub, bundles: list[tuple[bytes, str]], expected_old_head: str | None) -> list[PushResult | HubError]:
@@ -39,7 +45,9 @@ def test_concurrent_pushes_with_one_expected_head_exactly_one_wins(file_hub: Hub
     head: str | None = None
     winners: list[PushResult] = []
     for trial in range(TRIALS):
-        bundles = [one_commit_bundle({"f.txt": f"{trial}/{i}".encode()}, f"t{trial} p{i}") for i in range(PUSHERS)]
+        bundles = [
+            one_commit_bundle({"f.txt": f"{trial}/{i}".encode()}, f"t{trial} p{i}", parent=head) for i in range(PUSHERS)
+        ]
         outcomes = race(hub, bundles, head)
         won = [o for o in outcomes if isinstance(o, PushResult)]
         lost = [o for o in outcomes if not isinstance(o, PushResult)]
@@ -50,8 +58,10 @@ def test_concurrent_pushes_with_one_expected_head_exactly_one_wins(file_hub: Hub
         assert hub.catalog.branch_head(REPO, "main") == winner.head_commit_id
         head = winner.head_commit_id
         winners.append(winner)
-    # Only the winning pushes are recorded, each once.
+    # Only the winning pushes are recorded, each once, and only theirs reach the sensor's prefix.
     assert bundle_statuses(hub, REPO) == {w.bundle_key: "pushed" for w in winners}
+    assert uploads(hub) == sorted(upload_key(w.partition_key) for w in winners)
+    assert list(hub.store.list(QUARANTINE)) == []
 
 
 def test_expected_nothing_conflicts_with_an_existing_branch_and_force_wins(file_hub: Hub) -> None:
@@ -71,8 +81,41 @@ def test_expected_nothing_conflicts_with_an_existing_branch_and_force_wins(file_
     assert hub.catalog.branch_head(REPO, "main") == second_head
     push_new(hub, REPO, third, third_head, expected_old_head=fake_id("stale"), force=True)
     assert hub.catalog.branch_head(REPO, "main") == third_head
-    push_new(hub, REPO, first, first_head, expected_old_head=third_head)
+    child, child_head = one_commit_bundle({"d.txt": b"d"}, "child", parent=third_head)
+    push_new(hub, REPO, child, child_head, expected_old_head=third_head)
+    assert hub.catalog.branch_head(REPO, "main") == child_head
+
+
+def test_a_head_not_descending_from_the_expected_one_is_refused_naming_both(file_hub: Hub) -> None:
+    hub = file_hub
+    first, first_head = one_commit_bundle({"a.txt": b"a"}, "first")
+    other, other_head = one_commit_bundle({"b.txt": b"b"}, "unrelated")
+    push_new(hub, REPO, first, first_head)
+    before = uploads(hub)
+
+    with pytest.raises(NotFastForward) as refused:
+        push_new(hub, REPO, other, other_head, expected_old_head=first_head)
+    assert f"{other_head} does not descend from the head of 'main', {first_head}" in str(refused.value)
     assert hub.catalog.branch_head(REPO, "main") == first_head
+    assert uploads(hub) == before and list(hub.store.list(QUARANTINE)) == []
+    assert push_new(hub, REPO, other, other_head, expected_old_head=first_head, force=True).head_commit_id == other_head
+
+
+def test_the_head_defaults_to_the_bundles_and_must_be_a_known_commit(file_hub: Hub, file_index: Indexer) -> None:
+    hub = file_hub
+    fixture = load_fixture("muse-merge.bundle")  # branch_heads names main's head
+    assert push(hub, REPO, "main", fixture.data).head_commit_id == fixture.head
+    file_index(partition_key(REPO, sha256_hex(fixture.data)))
+    linear = build_history(3, 2, seed=5, branch="dev")
+    del linear.bundle["branch_heads"]  # no branch_heads: the one tip
+    assert push(hub, REPO, "dev", linear.wire()).head_commit_id == linear.head
+    first_commit = fixture.raw["commits"][0]["commit_id"]  # only in the catalog now
+    assert push(hub, REPO, "old", linear.wire(), head_commit_id=first_commit).head_commit_id == first_commit
+
+    unknown = fake_id("unknown")
+    with pytest.raises(HubError, match=f"head {unknown} is a commit of neither the bundle nor repo {REPO}"):
+        push(hub, REPO, "other", linear.wire(), head_commit_id=unknown)
+    assert hub.catalog.branch_head(REPO, "other") is None
 
 
 def test_a_branch_of_another_repo_or_name_is_independent(file_hub: Hub) -> None:
@@ -88,16 +131,25 @@ def test_upload_not_matching_its_key_is_refused_without_writing(file_hub: Hub) -
     hub = file_hub
     fixture = load_fixture("muse-merge.bundle")
     key = fake_id("not the hash")
-    hub.store.put(upload_key(partition_key(REPO, key)), fixture.data)
+    pushed = partition_key(REPO, key)
+    hub.store.put(upload_key(pushed), fixture.data)
+    mismatch = (
+        rf"^bundle {pushed}: bundle: sha256 of the bytes is {sha256_hex(fixture.data)}, not the bundle key {key}$"
+    )
 
-    with pytest.raises(HubError, match=r"hashes to .*, not to its key"):
+    with pytest.raises(BundleRefused, match=mismatch):
         push(hub, REPO, "main", bundle_key=key, head_commit_id=fixture.head)
-    with pytest.raises(HubError, match=f"not to the bundle key {key}"):
+    # Refused, the upload leaves the sensor's prefix.
+    assert uploads(hub) == [] and hub.store.get(refused_key(pushed)) == fixture.data
+    with pytest.raises(BundleRefused, match=mismatch):
         push(hub, REPO, "main", fixture.data, bundle_key=key, head_commit_id=fixture.head)
     assert hub.catalog.branch_head(REPO, "main") is None
     assert bundle_statuses(hub, REPO) == {}
     assert object_rows(hub, list(fixture.contents)) == {}
     assert not any(hub.store.exists(object_key(i)) for i in fixture.contents)
+    assert uploads(hub) == [] and list(hub.store.list(QUARANTINE)) == []
+    with pytest.raises(HubError, match=f"no upload at {upload_key(pushed)}"):
+        push(hub, REPO, "main", bundle_key=key)
 
 
 def test_push_by_key_of_an_upload(file_hub: Hub) -> None:

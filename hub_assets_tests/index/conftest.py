@@ -81,16 +81,21 @@ class HubEnv(UploadEnv):
             return conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
 
     def catalog_digest(self) -> str:
-        """sha256 over every musehub_* row (by primary key, clocks and timings left out) and the store listing."""
-        inspector = sa.inspect(self.catalog.engine)
-        tables = sorted(name for name in inspector.get_table_names() if name.startswith("musehub_"))
-        state: dict[str, Any] = {"store": self.store_listing()}
-        with self.catalog.engine.connect() as conn:
-            for table in tables:
-                order = ", ".join(inspector.get_pk_constraint(table)["constrained_columns"]) or "1"
-                query = sa.text(f"SELECT to_jsonb(t) FROM {table} t ORDER BY {order}")
-                state[table] = [_stable(table, row) for (row,) in conn.execute(query)]
-        return sha256_hex(json.dumps(state, sort_keys=True, default=str).encode())
+        return catalog_digest(self.catalog, self.store)
+
+
+def catalog_digest(catalog: Catalog, store: ObjectStore) -> str:
+    """sha256 over every musehub_* row (by primary key, clocks and timings left out) and the store
+    listing (every key: uploads, objects, quarantine)."""
+    inspector = sa.inspect(catalog.engine)
+    tables = sorted(name for name in inspector.get_table_names() if name.startswith("musehub_"))
+    state: dict[str, Any] = {"store": sorted((item.key, item.size) for item in store.list(""))}
+    with catalog.engine.connect() as conn:
+        for table in tables:
+            order = ", ".join(inspector.get_pk_constraint(table)["constrained_columns"]) or "1"
+            query = sa.text(f"SELECT to_jsonb(t) FROM {table} t ORDER BY {order}")
+            state[table] = [_stable(table, row) for (row,) in conn.execute(query)]
+    return sha256_hex(json.dumps(state, sort_keys=True, default=str).encode())
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
@@ -18,7 +19,9 @@ import boto3
 import pytest
 
 from hub_assets.store import FileStore, ObjectNotFound, ObjectStore, S3Store, object_key, open_store
+from hub_assets.store import s3 as s3_module
 from hub_assets.store.file import TEMP_DIR
+from hub_assets_tests.faults.state import partial_writes
 
 T = TypeVar("T")
 DEADLINE_S = 60
@@ -27,6 +30,16 @@ DEADLINE_S = 60
 @pytest.fixture
 def store(store_url: str) -> Iterator[ObjectStore]:
     store = open_store(store_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def s3_store(s3_store_url: str) -> Iterator[S3Store]:
+    store = open_store(s3_store_url)
+    assert isinstance(store, S3Store)
     try:
         yield store
     finally:
@@ -155,6 +168,96 @@ def test_put_many(store: ObjectStore) -> None:
     assert store.put_many(items, in_flight=8) == 0
     assert store.get("many/123") == b"value 123"
     assert len(list(store.list("many/"))) == 200
+
+
+# --- streamed writes, publish, delete: what a push's quarantine needs ---------------------------
+
+
+def test_writer_shows_the_key_only_once_committed(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two and a half S3 parts (made small here), in uneven pieces: a multipart upload on S3.
+    monkeypatch.setattr(s3_module, "PART_BYTES", 5 * 1024 * 1024)
+    data = os.urandom(12 * 1024 * 1024 + 17)
+    with store.writer("quarantine/r/big") as writer:
+        for start in range(0, len(data), 3_000_001):
+            writer.write(data[start : start + 3_000_001])
+            assert not store.exists("quarantine/r/big")
+        writer.commit()
+    assert store.get("quarantine/r/big") == data
+    with store.writer("quarantine/r/small") as writer:
+        writer.write(b"small")
+        writer.commit()
+    assert store.get("quarantine/r/small") == b"small"
+    assert partial_writes(store, "quarantine/") == 0
+
+
+def test_an_aborted_or_failed_write_leaves_no_key(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(s3_module, "PART_BYTES", 5 * 1024 * 1024)
+    with pytest.raises(RuntimeError), store.writer("quarantine/r/failed") as writer:
+        writer.write(os.urandom(6 * 1024 * 1024))
+        raise RuntimeError("the stream broke")
+    writer.abort()  # twice is fine
+    assert not store.exists("quarantine/r/failed")
+    assert list(store.list("quarantine/")) == []
+    assert partial_writes(store, "quarantine/") == 0
+
+
+KILLED_STREAM_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from hub_assets.store import FileStore
+writer = FileStore(Path(sys.argv[1])).writer("quarantine/r/killed")
+writer.write(os.urandom(1024))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_unfinished_file_writes_are_discarded_once_their_writer_is_dead(file_root: Path) -> None:
+    """A file store tells a killed writer's temp file by its lock, whatever its age."""
+    store = FileStore(file_root)
+    live = store.writer("quarantine/r/live")
+    live.write(b"a write under way")
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_STREAM_WRITER, str(file_root)], capture_output=True, text=True, timeout=DEADLINE_S
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert partial_writes(store, "quarantine/") == 2
+
+    assert store.discard_partial_writes("quarantine/", datetime.now(UTC) + timedelta(days=1)) == 1
+
+    assert partial_writes(store, "quarantine/") == 1  # the live one
+    live.write(b", still")
+    live.commit()
+    assert store.get("quarantine/r/live") == b"a write under way, still"
+    assert [item.key for item in store.list("")] == ["quarantine/r/live"]
+
+
+def test_unfinished_s3_writes_are_discarded_by_age(s3_store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer killed before commit or abort leaves a multipart upload; old ones are dropped
+    (moto dates every multipart upload 2010, so only the 'old enough' side can be shown here)."""
+    monkeypatch.setattr(s3_module, "PART_BYTES", 5 * 1024 * 1024)
+    left = s3_store.writer("quarantine/r/killed")
+    left.write(os.urandom(6 * 1024 * 1024))  # never committed nor aborted
+    assert partial_writes(s3_store, "quarantine/") == 1
+    assert s3_store.discard_partial_writes("quarantine/", datetime.now(UTC) + timedelta(seconds=5)) == 1
+    assert partial_writes(s3_store, "quarantine/") == 0
+    assert list(s3_store.list("")) == []
+
+
+def test_publish_is_write_once_and_keeps_the_source(store: ObjectStore) -> None:
+    store.put("quarantine/r/a", b"bundle bytes")
+    store.put("quarantine/r/b", b"other bytes")
+    assert store.publish("quarantine/r/a", "uploads/r/key") is True
+    assert store.publish("quarantine/r/b", "uploads/r/key") is False
+    assert store.get("uploads/r/key") == b"bundle bytes"
+    assert store.get("quarantine/r/a") == b"bundle bytes"
+    with pytest.raises(ObjectNotFound):
+        store.publish("quarantine/r/missing", "uploads/r/other")
+    assert not store.exists("uploads/r/other")
+
+    store.delete("quarantine/r/a")
+    store.delete("quarantine/r/a")  # a missing key is not an error
+    assert not store.exists("quarantine/r/a")
+    assert store.get("uploads/r/key") == b"bundle bytes"
 
 
 # --- file store -------------------------------------------------------------------------------
