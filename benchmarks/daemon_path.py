@@ -38,7 +38,7 @@ from pathlib import Path
 
 import psycopg
 from dagster import DagsterEventType
-from run import HERE, REPO, WORK, code_version, free_port, machine
+from run import HERE, REPO, WORK, append_section, code_version, free_port, machine, percentile
 
 from hub_assets.bundle import Limits
 from hub_assets.bundle.wire import read_wire
@@ -121,11 +121,6 @@ def head_of(data: bytes) -> str:
     import io
 
     return read_wire(io.BytesIO(data), Limits()).branch_heads["main"]
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def run_timeline(conn: psycopg.Connection, partition_key: str) -> dict[str, float]:
@@ -246,22 +241,19 @@ def main() -> int:
         + f"; {large_run['events']} events; run start -> success "
         f"**{large_run['RUN_SUCCESS'] - large_run['RUN_START']:.3f} s**",
         f"- upload -> indexed, {len(latency)} pushes of muse-small-history (3 commits) to new repos: "
-        f"**p50 {statistics.median(latency):.2f} s**, p90 {_percentile(latency, 0.9):.2f} s",
+        f"**p50 {statistics.median(latency):.2f} s**, p90 {percentile(latency, 0.9):.2f} s",
         "",
         "| segment | median s | p90 s |",
         "|---|---:|---:|",
     ]
     for label, start, end in SEGMENTS:
         values = [r[end] - r[start] for r in rows]
-        lines.append(f"| {label} | {statistics.median(values):.3f} | {_percentile(values, 0.9):.3f} |")
+        lines.append(f"| {label} | {statistics.median(values):.3f} | {percentile(values, 0.9):.3f} |")
     tail = [r["RUN_SUCCESS"] - r["indexed"] for r in rows]
-    tail_p50, tail_p90 = statistics.median(tail), _percentile(tail, 0.9)
+    tail_p50, tail_p90 = statistics.median(tail), percentile(tail, 0.9)
     lines.append(f"| indexed (log line seen) -> RUN_SUCCESS | {tail_p50:.3f} | {tail_p90:.3f} |")
     text = "\n".join(lines) + "\n"
-    print("\n" + text)
-    with args.results.open("a") as results:
-        results.write("\n" + text)
-    print(f"appended to {args.results}")
+    append_section(args.results, text)
     return 0
 
 

@@ -452,6 +452,19 @@ def summarize(store: str, bundle: BundleInfo, runs: dict[str, list[dict[str, Any
     return "\n".join(lines), {"baseline": per_object["baseline"], "project": per_object["project"]}
 
 
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def append_section(results: Path, text: str) -> None:
+    """Print a section and append it to the results file."""
+    print("\n" + text)
+    with results.open("a") as out:
+        out.write("\n" + text)
+    print(f"appended to {results}")
+
+
 def _fmt_activity(runs: list[dict[str, Any]], roles: tuple[str, ...] = ("dagster", "catalog")) -> str:
     """Sessions opened, transactions and statements (pg_stat_statements, where the server loads it)."""
     parts = []

@@ -65,15 +65,16 @@ def settled_activity(conninfo: str, database: str, timeout_s: float = 30) -> Act
 
 
 def quiet_activity(conninfo: str, database: str, timeout_s: float = 30) -> Activity:
-    """The counters once two readings a report interval apart agree: the sessions still open
-    have reported what they did."""
+    """The counters once two readings a report interval apart count the same sessions: the
+    sessions still open have reported what they did. (A running hub never stops sending
+    statements, so only the sessions can be waited for; its other counters are as of then.)"""
     previous = read_activity(conninfo, database)
 
     def stable() -> Activity | None:
         nonlocal previous
         time.sleep(_REPORT_INTERVAL_S)  # one report interval between the two readings compared
         current = read_activity(conninfo, database)
-        agreed = current == previous
+        agreed = current.sessions == previous.sessions
         previous = current
         return current if agreed else None
 
