@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from baseline import run_baseline
-from run import HERE, PYTHON, WORK, S3rver, code_version, ensure_bundle, machine
+from run import HERE, PYTHON, WORK, S3rver, append_section, code_version, ensure_bundle, machine, percentile
 
 from hub_assets.embedded_postgres import create_scratch_database, drop_database, with_database
 from hub_assets.hub import Hub, push, read_object
@@ -71,11 +71,6 @@ def _object_ids(data: bytes) -> list[str]:
     from hub_assets.bundle.wire import read_wire
 
     return [o.object_id for o in read_wire(io.BytesIO(data), Limits()).objects]
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def measure(hub: Hub, database_url: str, store_url: str, bundles: list[tuple[bytes, str]], tag: str) -> dict:
@@ -188,7 +183,7 @@ def main() -> int:
                 for label, shaped in bundles.items():
                     result = measure(hub, database_url, store_url, shaped, f"{store}-{len(rows)}")
                     p50 = {mode: statistics.median(result[mode]) * 1000 for mode in ("project", "baseline")}
-                    p90 = {mode: _percentile(result[mode], 0.9) * 1000 for mode in ("project", "baseline")}
+                    p90 = {mode: percentile(result[mode], 0.9) * 1000 for mode in ("project", "baseline")}
                     rows.append(
                         f"| {store} | {label} ({len(shaped[0][0]) / 1e6:.1f} MB) | {len(result['project'])} | "
                         f"{p50['project']:.1f} / {p90['project']:.1f} | "
@@ -218,10 +213,7 @@ def main() -> int:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     text = "\n".join(header + rows + large) + "\n"
-    print("\n" + text)
-    with args.results.open("a") as results:
-        results.write("\n" + text)
-    print(f"appended to {args.results}")
+    append_section(args.results, text)
     return 0
 
 

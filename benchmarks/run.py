@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 
 import boto3
 import psycopg
+from sqlalchemy.engine import make_url
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -45,6 +47,8 @@ from hub_assets.embedded_postgres import (  # noqa: E402
     with_database,
 )
 from hub_assets.sample import SampleSpec, write_sample  # noqa: E402
+from hub_assets_tests.pg_activity import settled_activity  # noqa: E402
+from hub_assets_tests.private_postgres import private_postgres  # noqa: E402
 
 PYTHON = sys.executable
 REPO_ID = "bench"
@@ -276,6 +280,11 @@ def run_once(
     if profile_dir and mode == "project":
         env["HUB_BENCH_PROFILE"] = str(profile_dir / f"{target.kind}-x{bundle.scale:g}-{token}.txt")
     out = home / "result.json"
+    admin = libpq_conninfo(admin_url)
+    dagster_db = make_url(dagster_pg_url).database
+    # What this run costs PostgreSQL: the whole worker process (instance, run, its reads of the
+    # result), counted once each session has ended and reported.
+    before = {db: settled_activity(admin, db) for db in (dagster_db, database)}
     log = WORK / "logs" / f"{target.kind}-x{bundle.scale:g}-{mode}-{token}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -297,10 +306,16 @@ def run_once(
         result = json.loads(out.read_text())
         result["peak_rss_mb"] = result["peak_rss_kb"] / 1024
         result["process_s"] = process_s
+        roles = {"dagster": dagster_db, "catalog": database}
+        result["activity"] = {role: settled_activity(admin, db) - before[db] for role, db in roles.items()}
         counts, sample = _catalog_counts(admin_url, database)
         counts["stored_objects"] = _count_stored_objects(target, store_url)
         _spot_check(target, store_url, sample)
         result["counts"] = counts
+        if mode == "project":
+            with psycopg.connect(libpq_conninfo(with_database(admin_url, dagster_db))) as conn:
+                query = "SELECT count(*) FROM event_logs WHERE run_id = %s"
+                result["events"] = conn.execute(query, [result["run_id"]]).fetchone()[0]
         if mode == "project" and result.get("status") != "indexed":
             raise RuntimeError(f"project run left the bundle {result.get('status')!r}")
         log.unlink()
@@ -430,9 +445,37 @@ def summarize(store: str, bundle: BundleInfo, runs: dict[str, list[dict[str, Any
         f"project {_median(process['project']):.2f} s",
         f"- end state (rows / stored objects), baseline: {_fmt_counts(counts['baseline'])}; "
         f"project: {_fmt_counts(counts['project'])}",
+        f"- what a run costs PostgreSQL (medians per worker process, Dagster's instance database / the catalog's): "
+        f"{_fmt_activity(runs['project'])}; baseline (catalog only): {_fmt_activity(runs['baseline'], ('catalog',))}",
         "",
     ]
     return "\n".join(lines), {"baseline": per_object["baseline"], "project": per_object["project"]}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def append_section(results: Path, text: str) -> None:
+    """Print a section and append it to the results file."""
+    print("\n" + text)
+    with results.open("a") as out:
+        out.write("\n" + text)
+    print(f"appended to {results}")
+
+
+def _fmt_activity(runs: list[dict[str, Any]], roles: tuple[str, ...] = ("dagster", "catalog")) -> str:
+    """Sessions opened, transactions and statements (pg_stat_statements, where the server loads it)."""
+    parts = []
+    for what in ("sessions", "transactions", "statements"):
+        values = [[getattr(r["activity"][role], what) for r in runs] for role in roles]
+        if any(v is None for column in values for v in column):
+            continue
+        parts.append(f"{what} " + " / ".join(f"{_median(column):g}" for column in values))
+    if "events" in runs[0]:
+        parts.append(f"events {_median([r['events'] for r in runs]):g}")
+    return ", ".join(parts)
 
 
 def _fmt_counts(counts: dict[str, int]) -> str:
@@ -466,7 +509,7 @@ def machine(admin_url: str, s3_version: str | None, load: tuple[float, float, fl
         f"memory {mem_kb / 1024 / 1024:.1f} GiB",
         f"{platform.system()} {platform.release()}",
         f"Python {platform.python_version()}",
-        f"PostgreSQL {pg} at 127.0.0.1:5432",
+        f"PostgreSQL {pg} at {make_url(admin_url).host}:{make_url(admin_url).port}",
         f"load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}",
     ]
     if s3_version:
@@ -483,6 +526,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each of baseline and project")
     parser.add_argument("--stores", default="file,s3", help="comma-separated: file, s3")
     parser.add_argument("--pg-admin", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--own-postgres",
+        action="store_true",
+        help="run on a PostgreSQL of its own (pg_stat_statements loaded: statements are counted) instead of --pg-admin",
+    )
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="markdown file to append to")
     parser.add_argument(
         "--scratch",
@@ -496,6 +544,13 @@ def main() -> int:
         help="directory: profile every project run with pyinstrument (pip install pyinstrument), one text file each",
     )
     args = parser.parse_args()
+    with ExitStack() as stack:
+        if args.own_postgres:
+            args.pg_admin = stack.enter_context(private_postgres()).admin_url
+        return benchmark(args)
+
+
+def benchmark(args: argparse.Namespace) -> int:
     if args.profile:
         args.profile = args.profile.resolve()
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -504,7 +559,7 @@ def main() -> int:
     args.scratch.mkdir(parents=True, exist_ok=True)
     stores = [s.strip() for s in args.stores.split(",")]
     if not set(stores) <= {"file", "s3"}:
-        parser.error("--stores takes file and/or s3")
+        raise SystemExit("--stores takes file and/or s3")
     started_at = datetime.now(UTC)
     command = "python benchmarks/run.py " + " ".join(sys.argv[1:])
 

@@ -57,7 +57,5 @@ def prepare() -> HubEnvironment:
 
 
 def open_instance(environment: HubEnvironment) -> dg.DagsterInstance:
-    instance = dg.DagsterInstance.from_config(str(environment.dagster_home))
-    # dagster-postgres opens a connection per event unless given a pool: ~3x faster runs.
-    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
-    return instance
+    """The instance of dagster.yaml; its storage pools connections itself (hub_assets/instance)."""
+    return dg.DagsterInstance.from_config(str(environment.dagster_home))

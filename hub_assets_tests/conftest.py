@@ -21,7 +21,7 @@ from hub_assets.embedded_postgres import (
     with_database,
 )
 from hub_assets.index.run import apply_pool_limits
-from hub_assets_tests.instance import InstanceHome, instance_dir
+from hub_assets_tests.instance_home import InstanceHome, instance_dir
 from hub_assets_tests.ports import free_port as free_port  # where tests written before ports.py look
 
 MACHINE_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -87,7 +87,7 @@ def session_instance(instance_home: InstanceHome) -> Iterator[dg.DagsterInstance
 def dagster_instance(
     instance_home: InstanceHome, session_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> dg.DagsterInstance:
-    """The instance production runs on (hub_assets_tests/instance.py), empty: no runs, events,
+    """The instance production runs on (hub_assets_tests/instance_home.py), empty: no runs, events,
     partitions or slots of an earlier test, and the pool limits `hub-assets` applies at start-up.
     Its variables stay exported for the test, so a `hub-assets` child opens this same instance."""
     for variable, value in instance_home.env().items():

@@ -22,16 +22,24 @@ class CatalogResource(dg.ConfigurableResource):
     url: str = Field(description="SQLAlchemy URL, postgresql+psycopg://…")
     chunk_rows: int | None = Field(default=None, description=f"Rows per bulk write chunk; unset: {CHUNK_ROWS}.")
     _catalog: Catalog = PrivateAttr()
+    _schema_checked: bool = PrivateAttr(default=False)
+    _checking: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # No connection yet: Dagster sets up a copy of this resource for each resource that nests
+        # it (BundleSource), 4 a run, and a copy never asked for would open a session for nothing.
         self._catalog = Catalog.connect(self.url, self.chunk_rows or catalog_chunk_rows())
-        self._catalog.create_schema()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self._catalog.engine.dispose()
 
     @property
     def catalog(self) -> Catalog:
+        """The catalog, its tables created on first use."""
+        with self._checking:
+            if not self._schema_checked:
+                self._catalog.create_schema()
+                self._schema_checked = True
         return self._catalog
 
 

@@ -1,0 +1,1 @@
+"""Dagster instance of hub_assets: its storage."""

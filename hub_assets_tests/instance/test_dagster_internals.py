@@ -1,0 +1,118 @@
+"""Every Dagster and dagster-postgres internal that hub_assets/instance/storage.py leans on, as it is
+in dagster 1.13 / dagster-postgres 0.29. An upgrade that moves one of them fails here, by name,
+and nowhere else; then re-read the module and the source it mirrors."""
+
+from __future__ import annotations
+
+import inspect
+
+import dagster_postgres
+import dagster_webserver.cli
+import pytest
+from dagster._core.instance.methods.storage_methods import StorageMethods
+from dagster._core.instance.ref import configurable_storage_data
+from dagster._core.storage.base_storage import DagsterStorage
+from dagster._serdes import ConfigurableClass
+from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
+from dagster_postgres.utils import create_pg_engine, pg_config, set_pg_statement_timeout
+from sqlalchemy.pool import NullPool
+
+from hub_assets.instance.storage import (
+    TABLES_CHECKED_AT_START,
+    PooledEventLogStorage,
+    PooledPostgresStorage,
+    PooledRunStorage,
+    PooledScheduleStorage,
+)
+
+from .conftest import storage_url
+
+STORAGES = [PostgresRunStorage, PostgresEventLogStorage, PostgresScheduleStorage]
+
+
+def test_versions_read_against() -> None:
+    assert dagster_postgres.__version__ == "0.29.27"
+
+
+@pytest.mark.parametrize("storage", STORAGES, ids=lambda s: s.__name__)
+def test_storages_still_open_a_connection_per_call_on_an_engine_in_engine(storage: type, pg_url: str) -> None:
+    """Why the module exists (NullPool), and where it puts its engine (`_engine`). Should
+    dagster-postgres pool by itself one day, the module may go."""
+    built = storage(storage_url(pg_url), should_autocreate_tables=False)
+    assert isinstance(built._engine.pool, NullPool)
+
+
+@pytest.mark.parametrize("storage", STORAGES, ids=lambda s: s.__name__)
+def test_storage_constructors_take_what_the_pooled_ones_pass(storage: type) -> None:
+    parameters = inspect.signature(storage.__init__).parameters
+    assert list(parameters)[:3] == ["self", "postgres_url", "should_autocreate_tables"]
+    assert "token_provider" in parameters
+
+
+def test_the_tables_each_constructor_checks_are_the_ones_mirrored() -> None:
+    """Skipping the constructors' own table checks is safe only while these are what they look for."""
+    sources = {storage: inspect.getsource(storage.__init__) for storage in STORAGES}
+    assert '"runs" not in table_names' in sources[PostgresRunStorage]
+    assert '"instance_info" not in table_names' in sources[PostgresRunStorage]
+    assert '"event_logs" not in table_names' in sources[PostgresEventLogStorage]
+    assert '"schedules" not in table_names and "jobs" not in table_names' in sources[PostgresScheduleStorage]
+    assert TABLES_CHECKED_AT_START == (("runs",), ("instance_info",), ("event_logs",), ("schedules", "jobs"))
+
+
+@pytest.mark.parametrize(
+    ("pooled", "probes"),
+    [
+        (
+            PooledRunStorage,
+            [
+                "has_run_stats_index_cols",
+                "has_backfill_id_column",
+                "has_bulk_actions_selector_cols",
+                "has_bulk_action_job_name_column",
+                "has_backfill_tags_table",
+            ],
+        ),
+        (PooledEventLogStorage, ["has_table", "has_asset_key_col"]),
+        (PooledScheduleStorage, ["has_instigators_table", "has_secondary_index_table", "has_built_index"]),
+    ],
+    ids=lambda p: p.__name__ if isinstance(p, type) else "",
+)
+def test_schema_probes_cached_are_plain_methods_of_the_storages(pooled: type, probes: list[str]) -> None:
+    base = pooled.__mro__[2]
+    for name in probes:
+        assert inspect.isfunction(getattr(base, name)), f"{base.__name__}.{name} is no longer a plain method"
+        assert getattr(pooled, name).__wrapped__ is getattr(base, name)
+
+
+def test_probes_the_cache_covers_go_through_has_table() -> None:
+    """supports_asset_checks and the dynamic-partition calls ask has_table, which the cache covers."""
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+    assert "self.has_table(" in inspect.getsource(SqlEventLogStorage.supports_asset_checks.fget)
+    assert 'self.has_table("dynamic_partitions")' in inspect.getsource(SqlEventLogStorage._check_partitions_table)
+
+
+def test_webserver_and_instance_call_optimize_for_webserver_as_overridden() -> None:
+    expected = ["self", "statement_timeout", "pool_recycle", "max_overflow"]
+    for storage in STORAGES:
+        assert list(inspect.signature(storage.optimize_for_webserver).parameters) == expected
+    assert "optimize_for_webserver(" in inspect.getsource(StorageMethods.optimize_for_webserver)
+    assert "instance.optimize_for_webserver(" in inspect.getsource(dagster_webserver.cli)
+
+
+def test_instance_dispose_reaches_the_storages_that_dispose_the_engine() -> None:
+    source = inspect.getsource(StorageMethods.dispose)
+    assert "self._run_storage.dispose()" in source and "self._event_storage.dispose()" in source
+
+
+def test_custom_storage_is_carried_in_the_instance_ref() -> None:
+    module, klass = PooledPostgresStorage.__module__, PooledPostgresStorage.__name__
+    storage_data = configurable_storage_data({"custom": {"module": module, "class": klass, "config": {}}}, {})[0]
+    assert (storage_data.module_name, storage_data.class_name) == (module, klass)
+
+
+def test_storage_base_classes_and_helpers_used() -> None:
+    assert issubclass(PooledPostgresStorage, DagsterStorage) and issubclass(PooledPostgresStorage, ConfigurableClass)
+    assert {"postgres_url", "postgres_db", "should_autocreate_tables"} <= set(pg_config())
+    assert list(inspect.signature(create_pg_engine).parameters)[:2] == ["postgres_url", "token_provider"]
+    assert list(inspect.signature(set_pg_statement_timeout).parameters) == ["conn", "millis"]

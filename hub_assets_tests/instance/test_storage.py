@@ -1,0 +1,177 @@
+"""The instance storage of dagster.yaml: one bounded pool per process, carried to every process that
+rebuilds the instance, disposed with it, surviving a PostgreSQL restart, schema probes sent once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from dagster._core.instance.ref import InstanceRef
+from dagster._serdes import deserialize_value, serialize_value
+from sqlalchemy import event
+from sqlalchemy.pool import QueuePool
+
+from hub_assets.instance.storage import (
+    PooledEventLogStorage,
+    PooledPostgresStorage,
+    PooledRunStorage,
+    PooledScheduleStorage,
+    PoolSettings,
+)
+from hub_assets_tests.pg_activity import open_sessions, settled_activity
+from hub_assets_tests.polling import wait_until
+from hub_assets_tests.private_postgres import PrivatePostgres, private_postgres
+
+from .conftest import admin_conninfo, database_name, open_project_instance, storage_url
+
+PARTITIONS = "bundles"
+SESSION_END_TIMEOUT_S = 10
+
+
+def _storage_calls(instance: dg.DagsterInstance, rounds: int = 10) -> None:
+    """What a run asks of each storage, `rounds` times."""
+    instance.add_dynamic_partitions(PARTITIONS, ["r/a", "r/b"])
+    for _ in range(rounds):
+        assert instance.has_dynamic_partition(PARTITIONS, "r/a")
+        assert instance.get_runs(limit=5) == []
+        assert instance.event_log_storage.supports_asset_checks
+        instance.run_storage.get_cursor_values({"probe"})
+        instance.schedule_storage.all_instigator_state()
+
+
+def _engines(instance: dg.DagsterInstance) -> list[sa.Engine]:
+    storages = [instance.run_storage, instance.event_log_storage, instance.schedule_storage]
+    return [storage._engine for storage in storages]  # type: ignore[attr-defined]
+
+
+def test_every_process_rebuilding_the_instance_gets_the_pooled_storage(project_instance: dg.DagsterInstance) -> None:
+    """A run worker, the daemon and the webserver rebuild the instance from its serialized ref."""
+    sent = serialize_value(project_instance.get_ref())
+    with dg.DagsterInstance.from_ref(deserialize_value(sent, InstanceRef)) as rebuilt:
+        assert isinstance(rebuilt.run_storage, PooledRunStorage)
+        assert isinstance(rebuilt.event_log_storage, PooledEventLogStorage)
+        assert isinstance(rebuilt.schedule_storage, PooledScheduleStorage)
+        engines = _engines(rebuilt)
+        assert all(engine is engines[0] for engine in engines), "one engine per process, not one per storage"
+        assert isinstance(engines[0].pool, QueuePool)
+        assert rebuilt.run_storage._shared.pool == PoolSettings(size=4, max_overflow=6)  # dagster.yaml's
+
+
+def test_a_process_worth_of_storage_calls_opens_one_session(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dagster-postgres alone opens a session per call: 50+ here."""
+    admin, database = admin_conninfo(pg_url), database_name(pg_url)
+    open_project_instance(tmp_path / "first", pg_url, monkeypatch).dispose()  # creates the tables
+    before = settled_activity(admin, database)
+    with open_project_instance(tmp_path / "second", pg_url, monkeypatch) as instance:
+        _storage_calls(instance)
+    assert (settled_activity(admin, database) - before).sessions == 1
+
+
+def test_the_pool_is_bounded_by_its_settings(pg_url: str) -> None:
+    storage = PooledPostgresStorage(storage_url(pg_url), pool=PoolSettings(size=1, max_overflow=1, timeout_s=1))
+    engine = storage.engine.engine
+    try:
+        with engine.connect(), engine.connect(), pytest.raises(sa.exc.TimeoutError):
+            engine.connect()
+    finally:
+        storage.run_storage.dispose()
+
+
+@pytest.fixture
+def statements(project_instance: dg.DagsterInstance) -> Iterator[list[str]]:
+    sent: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        sent.append(statement)
+
+    engine = _engines(project_instance)[0]
+    event.listen(engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def _probes(statements: list[str]) -> list[str]:
+    return [s for s in statements if "pg_catalog.pg_class" in s or "pg_catalog.pg_attribute" in s]
+
+
+def _schema_questions(instance: dg.DagsterInstance) -> None:
+    assert instance.has_dynamic_partition(PARTITIONS, "r/a")  # asks has_table("dynamic_partitions")
+    assert instance.event_log_storage.supports_asset_checks  # has_table("asset_check_executions")
+    assert instance.run_storage.has_run_stats_index_cols()  # column reflection of `runs`
+    assert instance.run_storage.has_backfill_id_column()
+    assert instance.schedule_storage.has_instigators_table()
+
+
+def test_a_schema_probe_that_found_its_table_is_not_sent_again(
+    project_instance: dg.DagsterInstance, statements: list[str]
+) -> None:
+    project_instance.add_dynamic_partitions(PARTITIONS, ["r/a"])
+    _schema_questions(project_instance)
+    assert _probes(statements), "the first answers come from the database"
+    statements.clear()
+    for _ in range(4):
+        _schema_questions(project_instance)
+    assert statements, "the questions still reach the database (dynamic_partitions)"
+    assert _probes(statements) == []
+
+
+def test_a_schema_probe_that_found_nothing_asks_again(
+    project_instance: dg.DagsterInstance, statements: list[str]
+) -> None:
+    """A table a migration may add later is looked for again."""
+    for _ in range(3):
+        assert not project_instance.event_log_storage.has_table("not_migrated_yet")
+    assert len(_probes(statements)) == 3
+
+
+def test_disposing_the_instance_ends_its_sessions(project_instance: dg.DagsterInstance, pg_url: str) -> None:
+    admin, database = admin_conninfo(pg_url), database_name(pg_url)
+    _storage_calls(project_instance, rounds=1)
+    assert open_sessions(admin, database) >= 1
+    project_instance.dispose()
+    wait_until(lambda: open_sessions(admin, database) == 0, SESSION_END_TIMEOUT_S, what="the pooled sessions to end")
+
+
+def test_webserver_settings_replace_the_pool_and_close_the_one_replaced(
+    project_instance: dg.DagsterInstance, pg_url: str
+) -> None:
+    """dagster-webserver calls optimize_for_webserver on each storage (its --db-* flags)."""
+    admin, database = admin_conninfo(pg_url), database_name(pg_url)
+    _storage_calls(project_instance, rounds=1)
+    before = _engines(project_instance)[0]
+    project_instance.optimize_for_webserver(statement_timeout=15000, pool_recycle=3600, max_overflow=20)
+    wait_until(
+        lambda: open_sessions(admin, database) == 0, SESSION_END_TIMEOUT_S, what="the old pool's sessions to end"
+    )
+    engines = _engines(project_instance)
+    assert engines[0] is not before and all(engine is engines[0] for engine in engines)
+    assert isinstance(engines[0].pool, QueuePool)
+    with project_instance.run_storage.connect() as conn:
+        assert conn.execute(sa.text("SHOW statement_timeout")).scalar_one() == "15s"
+    _storage_calls(project_instance, rounds=1)
+    assert open_sessions(admin, database) == 1
+
+
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[PrivatePostgres]:
+    try:
+        with private_postgres() as server:
+            yield server
+    except LookupError as missing:
+        pytest.skip(str(missing))
+
+
+def test_a_postgres_restart_is_survived_without_a_failed_call(
+    own_server: PrivatePostgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pooled connections the restart ended are replaced before a statement is sent on them."""
+    pg_url = f"postgresql+psycopg://postgres@127.0.0.1:{own_server.port}/postgres"
+    with open_project_instance(tmp_path, pg_url, monkeypatch) as instance:
+        _storage_calls(instance, rounds=1)
+        own_server.restart()
+        _storage_calls(instance, rounds=1)
