@@ -18,7 +18,9 @@ from hub_assets.catalog import Catalog
 from hub_assets.index.run import IndexOutcome, index_partitions
 from hub_assets.settings import DATABASE_URL, OBJECT_STORE_URL
 from hub_assets.store import ObjectStore, open_store, partition_key, upload_key
-from hub_assets_tests.instance_home import instance_dir as instance_dir  # where tests written before instance_home.py look
+from hub_assets_tests.instance_home import (
+    instance_dir as instance_dir,  # where tests written before instance_home.py look
+)
 
 # Columns a second run may legitimately change: clocks, and the timings inside stats.
 VOLATILE_COLUMNS = frozenset({"created_at", "updated_at", "indexed_at", "pushed_at"})
