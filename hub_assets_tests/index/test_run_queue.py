@@ -22,10 +22,11 @@ PUSH_ORDER = ["queue-a", "queue-a", "queue-b", "queue-a", "queue-b", "queue-b"]
 
 
 def chain(seed: int) -> list[History]:
-    """Pushes of one repo, each building on the one before (parents, delta bases)."""
+    """Pushes of one repo, each building on the one before (parents). Full snapshots: a push is
+    validated against the catalog, where an earlier push's snapshots are only once it is indexed."""
     pushes = [build_history(2, 60, seed=seed)]
     while len(pushes) < PUSHES_PER_REPO:
-        pushes.append(build_history(2, 60, seed=seed + len(pushes), after=pushes[-1]))
+        pushes.append(build_history(2, 60, seed=seed + len(pushes), after=pushes[-1], delta=False))
     return pushes
 
 
