@@ -4,6 +4,8 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 
+from .records import ResolvedSnapshot
+
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 _REPO_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
@@ -36,3 +38,8 @@ def snapshot_id(manifest: Mapping[str, str]) -> str:
 def commit_id(parent_ids: Iterable[str], snapshot: str, message: str, committed_at: str) -> str:
     text = "\0".join(["\0".join(sorted(parent_ids)), snapshot, message, committed_at])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def mismatched_snapshot_ids(snapshots: Iterable[ResolvedSnapshot]) -> list[str]:
+    """The ids of the resolved snapshots whose manifest does not hash to their id."""
+    return [s.snapshot_id for s in snapshots if snapshot_id(s.manifest) != s.snapshot_id]

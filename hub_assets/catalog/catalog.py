@@ -1,7 +1,7 @@
 """The catalog: every read and write of the index and of the hub's sync paths."""
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,7 +60,10 @@ PENDING_UPLOAD = "pending_upload"
 
 @dataclass(frozen=True)
 class AcceptedPush:
-    """What a validated push writes at its commit point (Catalog.accept_push)."""
+    """What a validated push writes at its commit point (Catalog.accept_push). A thin push
+    (commits and snapshots over HTTP, objects uploaded before) brings its commit and snapshot
+    rows too, so they are fetchable the moment its branch moves; a bundle push leaves those to
+    the index."""
 
     repo_id: str
     branch: str
@@ -71,6 +74,8 @@ class AcceptedPush:
     size_bytes: int
     inline_objects: list[tuple[str, bytes]]  # (object id, decoded bytes) fetchable before any index run
     pending_upload: str | None  # the key the bytes wait under, until published to the upload prefix
+    snapshots: Sequence[ResolvedSnapshot] = ()
+    commits: Sequence[CommitRecord] = ()
 
 
 class Catalog(CatalogReads):
@@ -148,18 +153,27 @@ class Catalog(CatalogReads):
     def add_snapshots(self, repo_id: str, snapshots: Iterable[ResolvedSnapshot]) -> int:
         """Snapshot rows not yet in the catalog (manifests are most of the catalog's bytes). A
         snapshot sent without `created_at` gets the time it was written."""
-        now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            return self._copy_missing(
-                conn,
-                schema.snapshots,
-                ["repo_id", "snapshot_id", "manifest", "created_at"],
-                ((repo_id, s.snapshot_id, ManifestJson(s.manifest), s.created_at or now) for s in snapshots),
-                key="snapshot_id",
-                repo_id=repo_id,
-            )
+            return self._add_snapshots(conn, repo_id, snapshots)
+
+    def _add_snapshots(self, conn: sa.Connection, repo_id: str, snapshots: Iterable[ResolvedSnapshot]) -> int:
+        now = datetime.now(UTC)
+        # Sorted, as every writer of a table shared by concurrent transactions (see accept_push).
+        ordered = sorted(snapshots, key=lambda s: s.snapshot_id)
+        return self._copy_missing(
+            conn,
+            schema.snapshots,
+            ["repo_id", "snapshot_id", "manifest", "created_at"],
+            ((repo_id, s.snapshot_id, ManifestJson(s.manifest), s.created_at or now) for s in ordered),
+            key="snapshot_id",
+            repo_id=repo_id,
+        )
 
     def add_commits(self, repo_id: str, commits: Iterable[CommitRecord]) -> int:
+        with self.engine.begin() as conn:
+            return self._add_commits(conn, repo_id, commits)
+
+    def _add_commits(self, conn: sa.Connection, repo_id: str, commits: Iterable[CommitRecord]) -> int:
         columns = ["repo_id", "commit_id", "parent_ids", "snapshot_id", "message", "author"]
         columns += ["committed_at", "committed_at_text", "commit_meta"]
         rows = (
@@ -174,9 +188,9 @@ class Catalog(CatalogReads):
                 c.committed_at,
                 to_json(c.meta),
             )
-            for c in commits
+            for c in sorted(commits, key=lambda c: c.commit_id)
         )
-        return self._copy(schema.commits, columns, rows, "ON CONFLICT DO NOTHING")
+        return copy_rows(conn, schema.commits, columns, rows, "ON CONFLICT DO NOTHING", self.chunk_rows)
 
     def record_bundle(self, repo_id: str, bundle_key: str, size_bytes: int, branch: str | None = None) -> None:
         """A pushed bundle, status `pushed`; an existing record keeps its status."""
@@ -185,18 +199,24 @@ class Catalog(CatalogReads):
 
     def accept_push(self, push: AcceptedPush) -> bool:
         """A push's commit point, one transaction: the branch's compare-and-swap, the inline
-        objects and their refs, and the bundle's record (with `pending_upload`, the key its bytes
-        wait under until they are published to the upload prefix). False, and nothing written,
-        when the compare-and-swap fails."""
+        objects and their refs, the snapshot and commit rows a thin push brings, and the
+        bundle's record (with `pending_upload`, the key its bytes wait under until they are
+        published to the upload prefix). False, and nothing written, when the compare-and-swap
+        fails."""
         with self.engine.begin() as conn:
             if not _move_branch(conn, push.repo_id, push.branch, push.head, push.expected_old_head, push.force):
                 return False
-            # Sorted: two pushes sharing objects insert them in one order, so neither waits on
-            # a row the other will only write later (no deadlock).
+            # Sorted, here and in the snapshot and commit writers: two pushes sharing rows insert
+            # them in one order, so neither waits on a row the other will only write later (no
+            # deadlock).
             inline = sorted(push.inline_objects)
             if inline:
                 self._add_inline_objects(conn, inline)
                 self._add_object_refs(conn, push.repo_id, (object_id for object_id, _ in inline))
+            if push.snapshots:
+                self._add_snapshots(conn, push.repo_id, push.snapshots)
+            if push.commits:
+                self._add_commits(conn, push.repo_id, push.commits)
             stats = {PENDING_UPLOAD: push.pending_upload} if push.pending_upload else {}
             _record_bundle(conn, push.repo_id, push.bundle_key, push.size_bytes, push.branch, stats)
         return True

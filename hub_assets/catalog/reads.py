@@ -1,12 +1,17 @@
 """Catalog reads: what the index checks, and what fetch, clone, the ghost guard and status serve."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 
 from . import schema
 from .schema import PENDING
+
+# Inline objects are at most HUB_INLINE_OBJECT_MAX_BYTES (1 MiB by default) each: a fetch of
+# this many holds at most 16 MiB.
+_INLINE_ROWS_PER_FETCH = 16
 
 
 def text_array(values: list[str]) -> Any:
@@ -103,6 +108,38 @@ class CatalogReads:
     def history(self, repo_id: str, head: str) -> list[sa.Row]:
         """Every commit row reachable from `head` in the repo (unordered)."""
         return self._all(_HISTORY, repo_id=repo_id, head=head)
+
+    def known_commits(self, repo_id: str, commit_ids: list[str]) -> set[str]:
+        """The ids among `commit_ids` that are commits of the repo (one query, any number)."""
+        table = schema.commits
+        query = sa.select(table.c.commit_id).where(
+            table.c.repo_id == repo_id, table.c.commit_id == sa.func.any(text_array(commit_ids))
+        )
+        return {row[0] for row in self._all(query)}
+
+    def branch_heads(self, repo_id: str) -> dict[str, str]:
+        """name -> head commit id of every branch of the repo."""
+        table = schema.branches
+        query = sa.select(table.c.name, table.c.head_commit_id).where(table.c.repo_id == repo_id)
+        return dict(sorted((name, head) for name, head in self._all(query)))
+
+    @contextmanager
+    def inline_objects(self, object_ids: Iterable[str]) -> Iterator[tuple[int, Iterator[tuple[str, bytes]]]]:
+        """Of `object_ids`, the rows still only inline (pending, with their bytes in
+        content_cache): how many, then each (object id, bytes) in id order, streamed from one
+        snapshot of the catalog, so the count holds even while an index run promotes some of
+        them and only a few of their bytes are in memory at once."""
+        table = schema.objects
+        inline = sa.and_(
+            table.c.object_id == sa.func.any(text_array(list(object_ids))),
+            table.c.storage_uri == PENDING,
+            table.c.content_cache.is_not(None),
+        )
+        with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+            count = conn.execute(sa.select(sa.func.count()).where(inline)).scalar_one()
+            query = sa.select(table.c.object_id, table.c.content_cache).where(inline).order_by(table.c.object_id)
+            rows = conn.execution_options(yield_per=_INLINE_ROWS_PER_FETCH).execute(query)
+            yield count, ((object_id, bytes(data)) for object_id, data in rows)
 
     def snapshot_rows(self, repo_id: str, snapshot_ids: list[str]) -> list[sa.Row]:
         table = schema.snapshots

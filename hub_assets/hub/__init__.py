@@ -1,12 +1,13 @@
-"""The hub's sync paths around the index: push, fetch, clone and stream push (SPEC §6, §8)."""
+"""The hub's sync paths around the index: push, thin push, fetch and clone (SPEC §6, §8, §10)."""
 
 from .clone import clone
 from .context import BranchConflict, BundleRefused, Hub, HubError, NotFastForward, NotFound
 from .fetch import read_object
 from .heads import choose_head, descends_from
 from .push import PushResult, push
-from .stream import stream_push, upload_objects
+from .stream import upload_objects
 from .sweep import SweepReport, sweep
+from .thin_push import ThinPushResult, thin_push
 
 __all__ = [
     "BranchConflict",
@@ -17,12 +18,13 @@ __all__ = [
     "NotFound",
     "PushResult",
     "SweepReport",
+    "ThinPushResult",
     "choose_head",
     "clone",
     "descends_from",
     "push",
     "read_object",
-    "stream_push",
     "sweep",
+    "thin_push",
     "upload_objects",
 ]

@@ -8,17 +8,23 @@ from .context import Hub, HubError
 
 
 def choose_head(commits: list[CommitRecord], branch_heads: dict[str, str], branch: str, given: str | None) -> str:
-    """`given` if there is one, else the bundle's `branch_heads[branch]`, else the one tip of its
-    commit graph (the commit no other commit of the bundle names as a parent)."""
+    """`given` if there is one, else the bundle's `branch_heads[branch]`, else the tip of its
+    commit graph (a commit no other commit of the bundle names as a parent): the one tip, or of
+    several the one whose `branch` field (which Muse writes into every commit) names `branch`."""
     if given:
         return given
     if branch in branch_heads:
         return branch_heads[branch]
     parents = {p for c in commits for p in c.parent_ids}
-    tips = [c.commit_id for c in commits if c.commit_id not in parents]
+    tips = [c for c in commits if c.commit_id not in parents]
+    if len(tips) > 1:
+        tips = [c for c in tips if c.meta.get("branch") == branch] or tips
     if len(tips) != 1:
-        raise HubError(f"the bundle has {len(tips)} tips and no branch_heads[{branch!r}]: name the head to push")
-    return tips[0]
+        raise HubError(
+            f"{len(tips)} tips (commits no other pushed commit names as a parent), none alone naming"
+            f" branch {branch!r} and no branch_heads[{branch!r}]: name the head to push"
+        )
+    return tips[0].commit_id
 
 
 def descends_from(hub: Hub, repo_id: str, commits: Iterable[CommitRecord], head: str, ancestor: str) -> bool:

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import IO
+from typing import IO, TypeVar
 
 from ..bundle import Bundle, BundleError, decode_bundle, decoded_bytes
 from ..bundle.identity import branch_name_problem, is_hex_id, is_repo_id
@@ -33,6 +33,8 @@ from .context import BranchConflict, BundleRefused, Hub, HubError, NotFastForwar
 from .heads import choose_head, descends_from
 
 log = logging.getLogger(__name__)
+
+Accepted = TypeVar("Accepted")
 
 
 @dataclass(frozen=True)
@@ -103,16 +105,27 @@ def push(
     with hub.store.writer(quarantine_key(repo_id)) as landing:
         decoded, small = _validate(hub, repo_id, _Tee(source, landing.write), bundle_key)
         landing.commit()
+    return accept_landed(
+        hub, repo_id, decoded.bundle_key, landing.key, lambda pending: accept(decoded, small, pending_upload=pending)
+    )
+
+
+def accept_landed(hub: Hub, repo_id: str, bundle_key: str, landed: str, accept: Callable[[str], Accepted]) -> Accepted:
+    """Steps 2 and 3 for bytes committed under the quarantine key `landed`: the commit point
+    (`accept`, handed `landed` as the pending upload), then publishing. Refused at the commit
+    point, the push leaves nothing: its quarantine key goes too."""
     try:
-        result = accept(decoded, small, pending_upload=landing.key)
+        result = accept(landed)
     except BaseException:
-        hub.store.delete(landing.key)
+        hub.store.delete(landed)
         raise
     try:
-        publish_upload(hub, repo_id, decoded.bundle_key, landing.key)
+        publish_upload(hub, repo_id, bundle_key, landed)
     except Exception:
         # Past the commit point the push stands; what is left of publishing, `sweep` finishes.
-        log.exception("push %s accepted; its upload is left for the sweep to publish", result.partition_key)
+        log.exception(
+            "push %s accepted; its upload is left for the sweep to publish", partition_key(repo_id, bundle_key)
+        )
     return result
 
 
