@@ -16,6 +16,8 @@ Where the bytes of a push are, and what a kill (SIGKILL, a lost machine) at each
 
 The other order (upload first, then the transaction) would let the sensor index a push that then
 loses its compare-and-swap, and a kill between the two would leave an upload no branch names.
+A thin push (`hub/thin_push.py`) writes its own bundle to quarantine, then takes steps 2 and 3
+through the same `accept_landed`.
 """
 
 import io
