@@ -438,6 +438,9 @@ REFUSALS = [
         with_commit("parent_commit_id", HEX), "commit ", f"parent {HEX} is a commit of neither", id="unknown-parent"
     ),
     pytest.param(with_snapshot_id(HEX), f"snapshot {HEX}", "snapshot_id is not the sha256", id="snapshot-mismatch"),
+    pytest.param(lambda c, s, h: ({"a": c}, [s]), "commits", "must be an array", id="commits-map"),
+    pytest.param(lambda c, s, h: ([c], "snapshots"), "snapshots", "must be an array", id="snapshots-str"),
+    pytest.param(lambda c, s, h: ([c], [s, 7]), "snapshots[1]", "must be a map, not int", id="snapshot-int"),
     pytest.param(cycle, "commit ", "cycle in commit parents", id="parent-cycle"),
     pytest.param(delta_on_unknown_base, "snapshot ", "base", id="unknown-delta-base"),
 ]
