@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgpack
 import sqlalchemy as sa
 
 from hub_assets.bundle import decoded_bytes
 from hub_assets.catalog import schema
-from hub_assets.hub import Hub, PushResult, push
+from hub_assets.hub import Hub, HubError, PushResult, push
 from hub_assets_tests.bundle.builders import (
     decode,
     full_snapshot,
@@ -110,3 +112,22 @@ def count_rows(hub: Hub, table: sa.Table, repo_id: str) -> int:
 def bundle_statuses(hub: Hub, repo_id: str) -> dict[str, str]:
     """bundle_key -> status of the repo's recorded bundles."""
     return {row.bundle_key: row.status for row in hub.catalog.bundle_rows(repo_id)}
+
+
+Outcome = TypeVar("Outcome")
+
+
+def at_once(calls: list[Callable[[], Outcome]]) -> list[Outcome | HubError]:
+    """Every call started together (on threads released by one barrier): its result, or the
+    HubError it raised."""
+    barrier = threading.Barrier(len(calls))
+
+    def attempt(call: Callable[[], Outcome]) -> Outcome | HubError:
+        barrier.wait(timeout=60)
+        try:
+            return call()
+        except HubError as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(attempt, calls))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import pytest
 
@@ -13,7 +12,7 @@ from hub_assets.store.layout import QUARANTINE, UPLOADS
 
 from ..bundle.builders import build_history, fake_id, sha256_hex
 from .conftest import Indexer
-from .helpers import bundle_statuses, load_fixture, object_rows, one_commit_bundle, push_new
+from .helpers import at_once, bundle_statuses, load_fixture, object_rows, one_commit_bundle, push_new
 
 REPO = "repo-a"
 TRIALS = 20
@@ -26,18 +25,9 @@ def uploads(hub: Hub) -> list[str]:
 
 def race(hub: Hub, bundles: list[tuple[bytes, str]], expected_old_head: str | None) -> list[PushResult | HubError]:
     """Push every (bytes, head) to `main` at once, all expecting `expected_old_head`."""
-    barrier = threading.Barrier(len(bundles))
-
-    def attempt(bundle: tuple[bytes, str]) -> PushResult | HubError:
-        data, head = bundle
-        barrier.wait(timeout=60)
-        try:
-            return push_new(hub, REPO, data, head, expected_old_head=expected_old_head)
-        except HubError as error:
-            return error
-
-    with ThreadPoolExecutor(max_workers=len(bundles)) as pool:
-        return list(pool.map(attempt, bundles))
+    return at_once(
+        [partial(push_new, hub, REPO, data, head, expected_old_head=expected_old_head) for data, head in bundles]
+    )
 
 
 def test_concurrent_pushes_with_one_expected_head_exactly_one_wins(file_hub: Hub) -> None:

@@ -4,10 +4,9 @@ bundle the index runs like any other."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import msgpack
@@ -44,7 +43,7 @@ from ..bundle.builders import (
     timestamp,
 )
 from .conftest import Indexer
-from .helpers import bundle_statuses, load_bundle, load_fixture, object_rows, push_new
+from .helpers import at_once, bundle_statuses, load_bundle, load_fixture, object_rows, push_new
 
 REPO = "f9fc58c6-4e88-419e-b3d3-9a55b08f0df1"
 Raw = dict[str, Any]
@@ -501,27 +500,13 @@ TRIALS = 8
 PUSHERS = 4
 
 
-def race(hub: Hub, pushes: list[tuple[Raw, Raw]]) -> list[ThinPushResult | HubError]:
-    barrier = threading.Barrier(len(pushes))
-
-    def attempt(push: tuple[Raw, Raw]) -> ThinPushResult | HubError:
-        barrier.wait(timeout=60)
-        try:
-            return push_one(hub, push)
-        except HubError as error:
-            return error
-
-    with ThreadPoolExecutor(max_workers=len(pushes)) as pool:
-        return list(pool.map(attempt, pushes))
-
-
 def test_concurrent_pushes_of_diverging_tips_exactly_one_wins_and_losers_leave_nothing(file_hub: Hub) -> None:
     hub = file_hub
     head = push_one(hub, child(hub, [], {"root.txt": b"root"}, "root")).head_commit_id
     winners = [head]
     for trial in range(TRIALS):
         pushes = [child(hub, [head], {"f.txt": f"{trial}/{i}".encode()}, f"t{trial} p{i}") for i in range(PUSHERS)]
-        outcomes = race(hub, pushes)
+        outcomes = at_once([partial(push_one, hub, push) for push in pushes])
         won = [o for o in outcomes if isinstance(o, ThinPushResult)]
         lost = [o for o in outcomes if not isinstance(o, ThinPushResult)]
         assert len(won) == 1, f"trial {trial}: {len(won)} winners: {outcomes}"
