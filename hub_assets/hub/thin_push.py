@@ -60,7 +60,7 @@ def thin_push(
     only objects already registered for the repo. When this returns, the commits, snapshots and
     branch head are in the catalog, fetchable, and the bundle is under the upload prefix.
 
-    No commits: nothing changes; the answer carries the branch's current head.
+    No commits: nothing changes; the answer carries the branch's head (HubError if it has none).
 
     Raises BundleRefused (a rule of SPEC §3, or a parent that is no commit of the push or the
     repo), HubError (bad names, the ghost guard, no single tip), NotFastForward (the tip does not

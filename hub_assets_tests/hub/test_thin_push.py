@@ -523,6 +523,22 @@ def test_concurrent_pushes_of_diverging_tips_exactly_one_wins_and_losers_leave_n
     assert list(hub.store.list(QUARANTINE)) == []
 
 
+def test_the_same_new_history_pushed_to_several_branches_at_once_lands_on_each(file_hub: Hub) -> None:
+    hub = file_hub
+    root = child(hub, [], {"a.txt": b"a"}, "root")
+    tip = child(hub, [root[0]["commit_id"]], {"a.txt": b"b", "b.txt": b"b"}, "tip")
+    branches = [f"b{i}" for i in range(PUSHERS)]
+    history = ([root[0], tip[0]], [root[1], tip[1]])
+
+    outcomes = at_once([partial(thin_push, hub, REPO, branch, *history, force=False) for branch in branches])
+
+    assert all(isinstance(o, ThinPushResult) for o in outcomes), outcomes
+    assert hub.catalog.branch_heads(REPO) == dict.fromkeys(branches, tip[0]["commit_id"])
+    # One bundle: the same records and objects make the same bytes.
+    assert len({o.partition_key for o in outcomes if isinstance(o, ThinPushResult)}) == 1
+    assert len(uploads(hub)) == len(bundle_statuses(hub, REPO)) == 1
+
+
 def test_a_push_overtaken_by_a_fast_forward_it_descends_from_is_accepted_on_the_new_head(
     file_hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
