@@ -100,6 +100,11 @@ class CatalogReads:
         rows = self._all(query)
         return rows[0][0] if rows else None
 
+    def branch_heads(self, repo_id: str) -> dict[str, str]:
+        table = schema.branches
+        query = sa.select(table.c.name, table.c.head_commit_id).where(table.c.repo_id == repo_id)
+        return {name: head for name, head in self._all(query)}
+
     def has_commit(self, repo_id: str, commit_id: str) -> bool:
         table = schema.commits
         query = sa.select(sa.literal(1)).where(table.c.repo_id == repo_id, table.c.commit_id == commit_id)
@@ -109,6 +114,20 @@ class CatalogReads:
         """Every commit row reachable from `head` in the repo (unordered)."""
         return self._all(_HISTORY, repo_id=repo_id, head=head)
 
+    def snapshot_rows(self, repo_id: str, snapshot_ids: list[str]) -> list[sa.Row]:
+        table = schema.snapshots
+        query = sa.select(table).where(
+            table.c.repo_id == repo_id, table.c.snapshot_id == sa.func.any(text_array(snapshot_ids))
+        )
+        return self._all(query)
+
+    def bundle_rows(self, repo_id: str | None = None) -> list[sa.Row]:
+        table = schema.bundles
+        query = sa.select(table).order_by(table.c.pushed_at, table.c.repo_id, table.c.bundle_key)
+        if repo_id is not None:
+            query = query.where(table.c.repo_id == repo_id)
+        return self._all(query)
+
     def known_commits(self, repo_id: str, commit_ids: list[str]) -> set[str]:
         """The ids among `commit_ids` that are commits of the repo (one query, any number)."""
         table = schema.commits
@@ -116,12 +135,6 @@ class CatalogReads:
             table.c.repo_id == repo_id, table.c.commit_id == sa.func.any(text_array(commit_ids))
         )
         return {row[0] for row in self._all(query)}
-
-    def branch_heads(self, repo_id: str) -> dict[str, str]:
-        """name -> head commit id of every branch of the repo."""
-        table = schema.branches
-        query = sa.select(table.c.name, table.c.head_commit_id).where(table.c.repo_id == repo_id)
-        return dict(sorted((name, head) for name, head in self._all(query)))
 
     @contextmanager
     def inline_objects(self, object_ids: Iterable[str]) -> Iterator[tuple[int, Iterator[tuple[str, bytes]]]]:
@@ -140,17 +153,3 @@ class CatalogReads:
             query = sa.select(table.c.object_id, table.c.content_cache).where(inline).order_by(table.c.object_id)
             rows = conn.execution_options(yield_per=_INLINE_ROWS_PER_FETCH).execute(query)
             yield count, ((object_id, bytes(data)) for object_id, data in rows)
-
-    def snapshot_rows(self, repo_id: str, snapshot_ids: list[str]) -> list[sa.Row]:
-        table = schema.snapshots
-        query = sa.select(table).where(
-            table.c.repo_id == repo_id, table.c.snapshot_id == sa.func.any(text_array(snapshot_ids))
-        )
-        return self._all(query)
-
-    def bundle_rows(self, repo_id: str | None = None) -> list[sa.Row]:
-        table = schema.bundles
-        query = sa.select(table).order_by(table.c.pushed_at, table.c.repo_id, table.c.bundle_key)
-        if repo_id is not None:
-            query = query.where(table.c.repo_id == repo_id)
-        return self._all(query)

@@ -327,7 +327,7 @@ def test_a_delta_over_a_snapshot_only_the_catalog_holds_reuses_indexed_objects(
 def test_objects_stored_by_upload_are_served_and_not_carried(hub: Hub) -> None:
     new = {"new/a.txt": b"new a\n", "new/b.txt": b"new b\n"}
     uploaded = [(sha256_hex(data), data) for data in new.values()]
-    assert upload_objects(hub, REPO, uploaded) == 2
+    upload_objects(hub, REPO, uploaded)
     for object_id, _ in uploaded:
         assert object_rows(hub, [object_id])[object_id].storage_uri == hub.store.uri_for(object_key(object_id))
     snapshot = full_snapshot({path: sha256_hex(data) for path, data in new.items()})
