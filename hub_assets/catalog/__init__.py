@@ -1,6 +1,7 @@
 """The PostgreSQL catalog (SPEC §5)."""
 
 from .catalog import AcceptedPush, Catalog, RepoView
+from .repos import RepoRow
 from .schema import PENDING
 
-__all__ = ["PENDING", "AcceptedPush", "Catalog", "RepoView"]
+__all__ = ["PENDING", "AcceptedPush", "Catalog", "RepoRow", "RepoView"]

@@ -14,7 +14,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from ..bundle import CommitRecord, Manifest, ResolvedSnapshot
 from . import schema
 from .bulk import copy_new_rows, copy_rows
-from .reads import CatalogReads, text_array
+from .reads import text_array
+from .repos import RepoCatalog
 from .schema import PENDING
 
 
@@ -78,7 +79,7 @@ class AcceptedPush:
     commits: Sequence[CommitRecord] = ()
 
 
-class Catalog(CatalogReads):
+class Catalog(RepoCatalog):
     """PostgreSQL catalog of SPEC §5. Writers are bulk, chunked and idempotent."""
 
     def __init__(self, engine: sa.Engine, chunk_rows: int = 5000) -> None:

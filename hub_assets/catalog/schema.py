@@ -77,6 +77,30 @@ bundles = sa.Table(
     sa.CheckConstraint("status IN ('pushed', 'indexed', 'failed')", name="musehub_bundles_status"),
 )
 
+# The hub's names for repos (SPEC §10). repo_id is text like every other table's repo_id: a UUID
+# for repos made here, while pushes through the CLI may name any repo id, and the index looks
+# repos up by whatever id a partition carries.
+repos = sa.Table(
+    "musehub_repos",
+    metadata,
+    sa.Column("repo_id", sa.Text, primary_key=True),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("slug", sa.Text, nullable=False),
+    sa.Column("domain", sa.Text, nullable=False),
+    sa.Column("default_branch", sa.Text, nullable=False),
+    _timestamp("created_at"),
+    sa.UniqueConstraint("owner", "slug", name="musehub_repos_owner_slug"),
+)
+
+# Write tokens, by the sha256 of the token: the token itself is shown once and never stored.
+tokens = sa.Table(
+    "musehub_tokens",
+    metadata,
+    sa.Column("token_sha256", sa.Text, primary_key=True),
+    sa.Column("owner", sa.Text, nullable=False),
+    _timestamp("created_at"),
+)
+
 # pglz compression of large manifests is most of the cost of writing a snapshot
 # (shared notes, perf floors); manifests are sha256-heavy and compress poorly anyway.
 _STORAGE = [

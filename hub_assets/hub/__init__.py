@@ -5,7 +5,7 @@ from .context import BranchConflict, BundleRefused, Hub, HubError, NotFastForwar
 from .fetch import read_object
 from .heads import choose_head, descends_from
 from .push import PushResult, push
-from .stream import upload_objects
+from .stream import Uploaded, upload_objects
 from .sweep import SweepReport, sweep
 from .thin_push import ThinPushResult, thin_push
 
@@ -19,6 +19,7 @@ __all__ = [
     "PushResult",
     "SweepReport",
     "ThinPushResult",
+    "Uploaded",
     "choose_head",
     "clone",
     "descends_from",
