@@ -13,6 +13,7 @@ from typing import Any
 from .bundle import BundleError
 from .environment import HubEnvironment, open_instance, prepare
 from .hub import Hub, HubError, clone, push, read_object, sweep
+from .hub.repos import DEFAULT_DOMAIN, create_repo, create_token, parse_repo_name
 from .index.run import apply_pool_limits
 from .settings import quarantine_grace_s
 from .store import ObjectNotFound
@@ -118,21 +119,24 @@ def cmd_status(args: argparse.Namespace, environment: HubEnvironment) -> int:
     hub = _hub(environment)
     try:
         rows = hub.catalog.bundle_rows(args.repo)
+        names = hub.catalog.repo_names(row.repo_id for row in rows)
     finally:
         hub.close()
-    bundles = [_bundle_status(row) for row in rows]
+    bundles = [_bundle_status(row, names.get(row.repo_id)) for row in rows]
     if args.json:
         print(json.dumps(bundles))
         return 0
     for b in bundles:
-        line = f"{b['status']:8} {b['repo_id']}/{b['bundle_key']} {b['branch'] or '-'} {b['size_bytes']} B"
+        named = f"{b['repo']} " if b["repo"] else ""
+        line = f"{b['status']:8} {named}{b['repo_id']}/{b['bundle_key']} {b['branch'] or '-'} {b['size_bytes']} B"
         print(line + (f"  error: {b['error']}" if b.get("error") else ""))
     return 0
 
 
-def _bundle_status(row: Any) -> dict[str, Any]:
+def _bundle_status(row: Any, repo: str | None) -> dict[str, Any]:
     status = {
         "repo_id": row.repo_id,
+        "repo": repo,  # owner/slug, for a repo the hub has a name for
         "bundle_key": row.bundle_key,
         "branch": row.branch,
         "status": row.status,
@@ -152,7 +156,40 @@ def cmd_dev(args: argparse.Namespace, environment: HubEnvironment) -> int:
     with open_instance(environment) as instance:
         apply_pool_limits(instance)
     _hub(environment).close()  # creates the catalog tables before the first run needs them
-    return run_dev(environment, args.host, args.port)
+    return run_dev(environment, args.host, args.port, args.api_port)
+
+
+def cmd_serve(args: argparse.Namespace, environment: HubEnvironment) -> int:
+    import uvicorn
+
+    _hub(environment).close()  # creates the catalog tables before the first request needs them
+    print(f"hub-assets serve: hub API at http://{args.host}:{args.port} ({args.workers} worker(s))", flush=True)
+    uvicorn.run(
+        "hub_assets.api:app_from_environment", factory=True, host=args.host, port=args.port, workers=args.workers
+    )
+    return 0
+
+
+def cmd_repo_create(args: argparse.Namespace, environment: HubEnvironment) -> int:
+    owner, slug = parse_repo_name(args.name)
+    hub = _hub(environment)
+    try:
+        repo = create_repo(hub, owner, slug, args.domain)
+    finally:
+        hub.close()
+    print(f"created {repo.name}: repo_id {repo.repo_id}, domain {repo.domain}")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace, environment: HubEnvironment) -> int:
+    hub = _hub(environment)
+    try:
+        token = create_token(hub, args.owner)
+    finally:
+        hub.close()
+    print(f"write token for {args.owner}'s repos (shown once; the hub keeps only its hash):")
+    print(token)
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace, environment: HubEnvironment) -> int:
@@ -174,10 +211,30 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub-assets", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("dev", help="run the Dagster UI, daemon and sensor on embedded defaults")
+    p = commands.add_parser("dev", help="run the Dagster UI, daemon, sensor and hub API on embedded defaults")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--port", type=int, default=3000, help="port of the Dagster UI")
+    p.add_argument("--api-port", type=int, default=3001, help="port of the hub API (muse remotes)")
     p.set_defaults(run=cmd_dev)
+
+    p = commands.add_parser("serve", help="serve the hub API alone (production: stateless, any number of workers)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3001)
+    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.set_defaults(run=cmd_serve)
+
+    p = commands.add_parser("repo", help="manage repos")
+    actions = p.add_subparsers(dest="action", required=True)
+    p = actions.add_parser("create", help="create a repo OWNER/SLUG")
+    p.add_argument("name", metavar="OWNER/SLUG")
+    p.add_argument("--domain", default=DEFAULT_DOMAIN, help=f"Muse domain of the repo (default {DEFAULT_DOMAIN})")
+    p.set_defaults(run=cmd_repo_create)
+
+    p = commands.add_parser("token", help="manage write tokens")
+    actions = p.add_subparsers(dest="action", required=True)
+    p = actions.add_parser("create", help="create a write token for OWNER's repos (printed once, last line)")
+    p.add_argument("owner")
+    p.set_defaults(run=cmd_token_create)
 
     p = commands.add_parser("demo", help="make a sample push, index it, show the timings")
     p.add_argument("--scale", type=float, default=1.0, help="history length relative to the reference push")

@@ -1,20 +1,24 @@
-"""`hub-assets dev`: the Dagster UI, daemon and sensor on the hub's instance, in one command."""
+"""`hub-assets dev`: the Dagster UI, daemon and sensor on the hub's instance, and the hub API
+(`hub-assets serve`) beside them, in one command."""
 
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import FrameType
 
 from .environment import REPO_ROOT, HubEnvironment
 
 _STOP_TIMEOUT_S = 30
+_POLL_S = 0.5
 
 
-def run_dev(environment: HubEnvironment, host: str, port: int) -> int:
-    """Run `dagster dev` until Ctrl-C or SIGTERM, then stop everything it started."""
-    command = [
+def run_dev(environment: HubEnvironment, host: str, port: int, api_port: int) -> int:
+    """Run `dagster dev` and the hub API until Ctrl-C or SIGTERM (or until either exits), then
+    stop everything they started."""
+    dagster = [
         str(Path(sys.executable).parent / "dagster"),
         "dev",
         "--host",
@@ -24,24 +28,37 @@ def run_dev(environment: HubEnvironment, host: str, port: int) -> int:
         "--workspace",
         str(REPO_ROOT / "workspace.yaml"),
     ]
-    # Its own session, with SIGINT restored: `dagster dev` maps SIGTERM onto its SIGINT handler,
-    # so when SIGINT is ignored (a background job) it could not be stopped at all.
-    process = subprocess.Popen(
-        command, cwd=REPO_ROOT, start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
-    )
+    # The API child inherits the variables `prepare` exported: the same catalog and store, and
+    # no second embedded PostgreSQL.
+    api = [sys.executable, "-m", "hub_assets.cli", "serve", "--host", host, "--port", str(api_port)]
+    processes = [_start(dagster), _start(api)]
     print(f"hub-assets dev: Dagster UI at http://{host}:{port} (upload_sensor on; Ctrl-C stops)", flush=True)
+    print(f"hub-assets dev: hub API at http://{host}:{api_port} (muse remotes: http://{host}:{api_port}/OWNER/SLUG)")
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        return process.wait()
+        while True:
+            for process in processes:
+                if (code := process.poll()) is not None:
+                    return code
+            time.sleep(_POLL_S)
     except KeyboardInterrupt:
         return 0
     finally:
-        _stop_group(process)
+        for process in processes:
+            _stop_group(process)
         environment.stop_embedded_postgres()
+
+
+def _start(command: list[str]) -> subprocess.Popen:
+    # Its own session, with SIGINT restored: `dagster dev` maps SIGTERM onto its SIGINT handler,
+    # so when SIGINT is ignored (a background job) it could not be stopped at all.
+    return subprocess.Popen(
+        command, cwd=REPO_ROOT, start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    )
 
 
 def _stop_group(process: subprocess.Popen) -> None:

@@ -46,6 +46,35 @@ def quarantine_grace_s() -> int:
     return _int("HUB_QUARANTINE_GRACE_S", 24 * 3600)
 
 
+def api_max_body_bytes() -> int:
+    """Largest request body the hub API reads for a write. Above the client's largest request:
+    400 objects of up to 64 KiB (25 MiB; larger ones go by presigned URL on S3) and the /push of
+    a history's manifests (the reference push's are 33 MB). On a file:// store every object goes
+    through /push/objects, so a chunk of 400 must fit this too."""
+    return _int("HUB_API_MAX_BODY_BYTES", 256 * MIB)
+
+
+def api_max_read_body_bytes() -> int:
+    """Largest body of a read (/negotiate, /fetch), which needs no token: 16 MiB is a `have` list
+    of 250,000 commit ids, while a smaller cap keeps what strangers can make the hub decode small."""
+    return _int("HUB_API_MAX_READ_BODY_BYTES", 16 * MIB)
+
+
+def api_max_objects_per_request() -> int:
+    """Objects one /push/objects may carry: the client sends 400 and MuseHub allows 1,000."""
+    return _int("HUB_API_MAX_OBJECTS_PER_REQUEST", 1000)
+
+
+def api_max_response_bytes() -> int:
+    """Largest /fetch body the hub builds: the client drops a response over 64 MiB."""
+    return _int("HUB_API_MAX_RESPONSE_BYTES", 64 * MIB)
+
+
+def presign_expires_s() -> int:
+    """How long a presigned PUT URL stays valid: the client PUTs 8 at a time, 300 s each at most."""
+    return _int("HUB_PRESIGN_EXPIRES_S", 3600)
+
+
 IN_FLIGHT = 100
 CHUNK_ROWS = 5000
 

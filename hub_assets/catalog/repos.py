@@ -15,7 +15,7 @@ class RepoRow:
     repo_id: str
     owner: str
     slug: str
-    domain: str
+    domain: str | None  # None until the first push names one
     default_branch: str
 
     @property
@@ -36,6 +36,13 @@ class RepoCatalog(CatalogReads):
         with self.engine.begin() as conn:
             return conn.execute(insert.on_conflict_do_nothing().returning(schema.repos.c.repo_id)).first() is not None
 
+    def settle_domain(self, repo_id: str, domain: str) -> None:
+        """Give the repo `domain` unless it has one already."""
+        table = schema.repos
+        update = sa.update(table).where(table.c.repo_id == repo_id, table.c.domain.is_(None)).values(domain=domain)
+        with self.engine.begin() as conn:
+            conn.execute(update)
+
     def repo_by_name(self, owner: str, slug: str) -> RepoRow | None:
         table = schema.repos
         query = sa.select(*_REPO_COLUMNS).where(table.c.owner == owner, table.c.slug == slug)
@@ -50,15 +57,13 @@ class RepoCatalog(CatalogReads):
         )
         return {repo_id: f"{owner}/{slug}" for repo_id, owner, slug in self._all(query)}
 
-    def bundle_branches(self, repo_id: str, bundle_keys: Iterable[str]) -> dict[str, str]:
-        """The branch each of the repo's `bundle_keys` was pushed to, where it is recorded."""
+    def bundle_branches(self, bundles: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The branch each (repo_id, bundle_key) was pushed to, where it is recorded."""
         table = schema.bundles
-        query = sa.select(table.c.bundle_key, table.c.branch).where(
-            table.c.repo_id == repo_id,
-            table.c.bundle_key == sa.func.any(text_array(sorted(set(bundle_keys)))),
-            table.c.branch.is_not(None),
+        query = sa.select(table.c.repo_id, table.c.bundle_key, table.c.branch).where(
+            sa.tuple_(table.c.repo_id, table.c.bundle_key).in_(sorted(set(bundles))), table.c.branch.is_not(None)
         )
-        return {bundle_key: branch for bundle_key, branch in self._all(query)}
+        return {(repo_id, bundle_key): branch for repo_id, bundle_key, branch in self._all(query)}
 
     def insert_token(self, token_sha256: str, owner: str) -> None:
         with self.engine.begin() as conn:

@@ -79,14 +79,15 @@ bundles = sa.Table(
 
 # The hub's names for repos (SPEC §10). repo_id is text like every other table's repo_id: a UUID
 # for repos made here, while pushes through the CLI may name any repo id, and the index looks
-# repos up by whatever id a partition carries.
+# repos up by whatever id a partition carries. domain is NULL for a repo a write token made by
+# uploading objects before its first push, until that push's commits name one.
 repos = sa.Table(
     "musehub_repos",
     metadata,
     sa.Column("repo_id", sa.Text, primary_key=True),
     sa.Column("owner", sa.Text, nullable=False),
     sa.Column("slug", sa.Text, nullable=False),
-    sa.Column("domain", sa.Text, nullable=False),
+    sa.Column("domain", sa.Text, nullable=True),
     sa.Column("default_branch", sa.Text, nullable=False),
     _timestamp("created_at"),
     sa.UniqueConstraint("owner", "slug", name="musehub_repos_owner_slug"),

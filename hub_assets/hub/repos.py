@@ -43,10 +43,11 @@ def parse_repo_name(name: str) -> tuple[str, str]:
     return owner, slug
 
 
-def create_repo(hub: Hub, owner: str, slug: str, domain: str = DEFAULT_DOMAIN) -> RepoRow:
-    """A new repo with a fresh UUID; HubError when owner/slug is taken."""
+def create_repo(hub: Hub, owner: str, slug: str, domain: str | None = DEFAULT_DOMAIN) -> RepoRow:
+    """A new repo with a fresh UUID; HubError when owner/slug is taken. `domain` None: the
+    first push's commits choose it."""
     check_repo_name(owner, slug)
-    if not domain or not _NAME.fullmatch(domain):
+    if domain is not None and not _NAME.fullmatch(domain):
         raise HubError(f"domain {domain[:80]!r} must be 1-64 of [A-Za-z0-9._-]")
     repo = RepoRow(str(uuid.uuid4()), owner, slug, domain, DEFAULT_BRANCH)
     if not hub.catalog.insert_repo(repo):
@@ -58,15 +59,16 @@ def find_repo(hub: Hub, owner: str, slug: str) -> RepoRow | None:
     return hub.catalog.repo_by_name(owner, slug)
 
 
-def repo_for_push(hub: Hub, owner: str, slug: str, commits: Iterable[Mapping[str, Any]]) -> RepoRow:
-    """The repo a push goes to, made now if it does not exist yet (a push by a token of the owner
-    creates it, as the first `muse push` to a new remote expects). Two first pushes racing get
-    the one repo whichever made it."""
+def repo_for_write(hub: Hub, owner: str, slug: str) -> RepoRow:
+    """The repo a write goes to, made now if it does not exist yet: the first `muse push` to a
+    new remote uploads its objects before its commits, so the repo exists from its first write,
+    its domain left for the push to settle (`settle_domain`). Racing first writes get the one
+    repo whichever made it."""
     repo = find_repo(hub, owner, slug)
     if repo is not None:
         return repo
     try:
-        return create_repo(hub, owner, slug, pushed_domain(commits))
+        return create_repo(hub, owner, slug, domain=None)
     except HubError:
         repo = find_repo(hub, owner, slug)
         if repo is None:
@@ -74,9 +76,14 @@ def repo_for_push(hub: Hub, owner: str, slug: str, commits: Iterable[Mapping[str
         return repo
 
 
+def settle_domain(hub: Hub, repo: RepoRow, commits: Iterable[Mapping[str, Any]]) -> None:
+    """A repo without a domain takes the one the pushed commits name (Muse writes it into
+    `structured_delta.domain`, or a top-level `domain`), else `code`."""
+    if repo.domain is None:
+        hub.catalog.settle_domain(repo.repo_id, pushed_domain(commits))
+
+
 def pushed_domain(commits: Iterable[Mapping[str, Any]]) -> str:
-    """The domain the pushed commits name (Muse writes it into `structured_delta.domain`, or a
-    top-level `domain`), else `code`."""
     for commit in commits:
         delta = commit.get("structured_delta")
         for named in (commit.get("domain"), delta.get("domain") if isinstance(delta, Mapping) else None):

@@ -7,7 +7,15 @@ from dagster_aws.s3 import S3Resource
 
 from .base import KeyWriter, ObjectNotFound, ObjectStore, StoredKey
 from .file import FileStore
-from .layout import object_key, partition_key, quarantine_key, refused_key, split_partition_key, upload_key
+from .layout import (
+    object_key,
+    partition_key,
+    presigned_key,
+    quarantine_key,
+    refused_key,
+    split_partition_key,
+    upload_key,
+)
 from .s3 import S3Store, bulk_client, s3_client
 
 
@@ -33,6 +41,7 @@ __all__ = [
     "object_key",
     "open_store",
     "partition_key",
+    "presigned_key",
     "quarantine_key",
     "refused_key",
     "split_partition_key",

@@ -5,7 +5,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import IO
 
 
@@ -87,6 +87,11 @@ class ObjectStore(ABC):
     @abstractmethod
     def list(self, prefix: str, start_after: str | None = None) -> Iterator[StoredKey]:
         """Keys under `prefix` in lexicographic order, resuming after the key `start_after`."""
+
+    def presign_put(self, key: str, expires_in: timedelta) -> str | None:
+        """A URL anyone holding it may PUT `key`'s bytes to, with no credentials, until it
+        expires; None where the store cannot make one (a file store)."""
+        return None
 
     def uri_for(self, key: str) -> str:
         return f"{self.url}/{key}"

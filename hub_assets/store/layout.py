@@ -25,6 +25,12 @@ def quarantine_key(repo_id: str) -> str:
     return f"{QUARANTINE}{repo_id}/{uuid.uuid4().hex}"
 
 
+def presigned_key(repo_id: str, object_id: str) -> str:
+    """Where a presigned PUT of an object for the repo lands, until a push claims it (verified,
+    then moved to its object key). In quarantine: the sweep removes what no push claims."""
+    return f"{QUARANTINE}presigned/{repo_id}/{object_id}"
+
+
 def refused_key(partition_key: str) -> str:
     return REFUSED + partition_key
 

@@ -102,10 +102,10 @@ def catalog_digest(catalog: Catalog, store: ObjectStore) -> str:
 
 @pytest.fixture
 def upload_env(
-    store_url: str, dagster_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, store_url: str, dagster_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[UploadEnv]:
-    """For what only reads the store (the sensor): no catalog behind HUB_DATABASE_URL."""
-    monkeypatch.setenv(DATABASE_URL, "postgresql+psycopg://nobody@127.0.0.1:1/no-catalog")
+    """For the sensor: the store it watches, and an empty catalog it reads repo names from."""
+    monkeypatch.setenv(DATABASE_URL, pg_url)
     monkeypatch.setenv(OBJECT_STORE_URL, store_url)
     store = open_store(store_url)
     try:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
 
-from hub_assets.index.sensor import REPO_TAG
+from hub_assets.catalog import Catalog
+from hub_assets.hub import Hub
+from hub_assets.hub.repos import create_repo
+from hub_assets.index.sensor import BRANCH_TAG, REPO_NAME_TAG, REPO_TAG
 from hub_assets.index.upload_cursor import LOOKBACK, UploadCursor, UploadPlan, plan_uploads
+from hub_assets.settings import DATABASE_URL
 from hub_assets.store import StoredKey
 from hub_assets_tests.bundle.builders import build_history
 
@@ -18,7 +23,7 @@ from .conftest import UploadEnv
 
 def tick(hub: UploadEnv, cursor: str | None, log_handler: logging.Handler | None = None) -> dg.SensorResult:
     """One evaluation of the sensor as the daemon makes it, from a fresh context (as after a restart),
-    with the resources it requires from the code location: the store only, so no catalog is needed.
+    with the resources it requires from the code location (the store, and the catalog for names).
     The tick's log (a logger of its own, not in the logging tree) also goes to `log_handler`."""
     sensor = hub.defs.resolve_sensor_def("upload_sensor")
     resources = {key: hub.defs.resources[key] for key in sensor.required_resource_keys}
@@ -75,6 +80,21 @@ def test_garbage_upload_key_skipped_with_warning(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(garbage in message for message in warnings), warnings
     assert requested(tick(upload_env, result.cursor)) == []
+
+
+def test_runs_of_a_named_repo_are_tagged_with_its_name_and_branch(upload_env: UploadEnv) -> None:
+    hub = Hub(Catalog.connect(os.environ[DATABASE_URL]), upload_env.store)
+    hub.catalog.create_schema()
+    repo = create_repo(hub, "alice", "demo", "midi")
+    named = upload_env.upload(repo.repo_id, build_history(1, 2, seed=1).wire())
+    hub.catalog.record_bundle(repo.repo_id, named.split("/")[1], 1, branch="main")
+    unnamed = upload_env.upload("repo-b", build_history(1, 2, seed=2).wire())
+
+    tags = {request.partition_key: request.tags for request in tick(upload_env, None).run_requests or []}
+
+    assert tags[named] == {REPO_TAG: repo.repo_id, REPO_NAME_TAG: "alice/demo", BRANCH_TAG: "main"}
+    assert tags[unnamed] == {REPO_TAG: "repo-b"}
+    hub.catalog.engine.dispose()
 
 
 # --- the cursor, without a store ----------------------------------------------------------------

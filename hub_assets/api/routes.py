@@ -1,0 +1,144 @@
+"""The endpoints of the Muse Wire Protocol (SPEC §10), each under `/<owner>/<slug>/`.
+
+Reads (refs, negotiate, fetch) need no token; every write (filter-objects too: its answer tells
+which objects exist) needs the owner's. A write to a repo that does not exist yet makes it: the
+first `muse push` to a new remote uploads objects before it pushes commits.
+
+A push refused for what it carries (a rule of SPEC §3, the ghost guard, a bad presigned upload)
+is answered 200 `{ok: false, message}`, which the client prints as `Push rejected by remote:
+<message>`; a 4xx would reach the user as `HTTP 4xx: <raw msgpack>`. A request that cannot be
+read is a 400, a branch that moved or does not fast-forward a 409.
+"""
+
+from datetime import timedelta
+
+from starlette.responses import Response
+
+from ..catalog import RepoRow
+from ..hub import BranchConflict, HubError
+from ..hub.presigned import claim_presigned, presign_uploads
+from ..hub.repos import DEFAULT_DOMAIN, find_repo, repo_for_write, settle_domain
+from ..hub.stream import upload_objects
+from .auth import authorize_write
+from .http import MSGPACK, Call, error_response, msgpack_response
+from .wire import BadRequest, decode_map, id_list, manifest_object_ids, objects_list, presign_request, push_request
+
+
+def _existing_repo(call: Call) -> RepoRow:
+    repo = find_repo(call.hub, call.owner, call.slug)
+    if repo is None:
+        raise BadRequest(f"repo {call.owner}/{call.slug} not found", 404)
+    return repo
+
+
+async def _authorized_body(call: Call) -> dict:
+    await call.run(authorize_write, call.hub, call.request.headers.get("authorization"), call.owner)
+    return decode_map(await call.body(call.limits.max_body_bytes))
+
+
+async def refs(call: Call) -> Response:
+    def answer() -> dict:
+        repo = _existing_repo(call)
+        return {
+            "repo_id": repo.repo_id,
+            # The client writes the domain into the clone (a missing one makes it `midi`).
+            "domain": repo.domain or DEFAULT_DOMAIN,
+            "default_branch": repo.default_branch,
+            "branch_heads": call.hub.catalog.branch_heads(repo.repo_id),
+        }
+
+    return msgpack_response(await call.run(answer))
+
+
+async def filter_objects(call: Call) -> Response:
+    object_ids = id_list(await _authorized_body(call), "object_ids")
+
+    def missing() -> list[str]:
+        repo = find_repo(call.hub, call.owner, call.slug)
+        registered = call.hub.catalog.registered_objects(repo.repo_id, object_ids) if repo else set()
+        return [object_id for object_id in object_ids if object_id not in registered]
+
+    return msgpack_response({"missing": await call.run(missing)})
+
+
+async def presign(call: Call) -> Response:
+    object_ids = presign_request(await _authorized_body(call))
+
+    def urls() -> dict[str, str]:
+        repo = repo_for_write(call.hub, call.owner, call.slug)
+        return presign_uploads(call.hub, repo.repo_id, object_ids, timedelta(seconds=call.limits.presign_expires_s))
+
+    presigned = await call.run(urls)
+    inline = [object_id for object_id in object_ids if object_id not in presigned]
+    return msgpack_response({"presigned": presigned, "inline": inline})
+
+
+async def push_objects(call: Call) -> Response:
+    objects = objects_list(await _authorized_body(call), call.limits.max_objects_per_request)
+
+    def upload() -> dict:
+        repo = repo_for_write(call.hub, call.owner, call.slug)
+        uploaded = upload_objects(call.hub, repo.repo_id, objects, inline_small=True)
+        return {"stored": uploaded.stored, "skipped": uploaded.skipped}
+
+    return msgpack_response(await call.run(upload))
+
+
+async def push(call: Call) -> Response:
+    request = push_request(await _authorized_body(call))
+
+    def accept() -> dict:
+        from ..hub.thin_push import thin_push
+
+        repo = repo_for_write(call.hub, call.owner, call.slug)
+        named = manifest_object_ids(request.snapshots)
+        # Objects PUT by presigned URL become registered now, so the ghost guard sees them.
+        claim_presigned(call.hub, repo.repo_id, named - call.hub.catalog.registered_objects(repo.repo_id, named))
+        result = thin_push(
+            call.hub, repo.repo_id, request.branch, request.commits, request.snapshots, force=request.force
+        )
+        settle_domain(call.hub, repo, request.commits)
+        return {"ok": True, "message": result.message, "branch_heads": result.branch_heads}
+
+    try:
+        return msgpack_response(await call.run(accept))
+    except BranchConflict:
+        raise
+    except HubError as error:
+        return error_response(200, str(error).strip().splitlines()[0])
+
+
+async def negotiate(call: Call) -> Response:
+    body = decode_map(await call.body(call.limits.max_read_body_bytes))
+    want, have = id_list(body, "want"), id_list(body, "have")
+
+    def answer() -> dict:
+        from ..hub.fetch import negotiate
+
+        result = negotiate(call.hub, _existing_repo(call).repo_id, want, have)
+        return {"ack": result.ack, "common_base": result.common_base, "ready": result.ready}
+
+    return msgpack_response(await call.run(answer))
+
+
+async def fetch(call: Call) -> Response:
+    body = decode_map(await call.body(call.limits.max_read_body_bytes))
+    want, have = id_list(body, "want"), id_list(body, "have", required=False)
+
+    def pack() -> bytes:
+        from ..hub.fetch import fetch_pack
+
+        return fetch_pack(call.hub, _existing_repo(call).repo_id, want, have, max_bytes=call.limits.max_response_bytes)
+
+    return Response(await call.run(pack), media_type=MSGPACK)
+
+
+ROUTES = [
+    ("GET", "/{owner}/{slug}/refs", refs),
+    ("POST", "/{owner}/{slug}/filter-objects", filter_objects),
+    ("POST", "/{owner}/{slug}/presign", presign),
+    ("POST", "/{owner}/{slug}/push/objects", push_objects),
+    ("POST", "/{owner}/{slug}/push", push),
+    ("POST", "/{owner}/{slug}/negotiate", negotiate),
+    ("POST", "/{owner}/{slug}/fetch", fetch),
+]
