@@ -18,7 +18,7 @@ from ..catalog import RepoRow
 from ..hub import BranchConflict, HubError
 from ..hub.presigned import claim_presigned, presign_uploads
 from ..hub.repos import DEFAULT_DOMAIN, find_repo, repo_for_write, settle_domain
-from ..hub.stream import upload_objects
+from ..hub.stream import upload_objects, verify_objects
 from .auth import authorize_write
 from .http import MSGPACK, Call, error_response, msgpack_response
 from .wire import BadRequest, decode_map, id_list, manifest_object_ids, objects_list, presign_request, push_request
@@ -77,8 +77,9 @@ async def push_objects(call: Call) -> Response:
     objects = objects_list(await _authorized_body(call), call.limits.max_objects_per_request)
 
     def upload() -> dict:
+        verified = verify_objects(objects)  # before the repo is made: a refused upload writes nothing
         repo = repo_for_write(call.hub, call.owner, call.slug)
-        uploaded = upload_objects(call.hub, repo.repo_id, objects, inline_small=True)
+        uploaded = upload_objects(call.hub, repo.repo_id, verified, inline_small=True)
         return {"stored": uploaded.stored, "skipped": uploaded.skipped}
 
     return msgpack_response(await call.run(upload))
@@ -113,9 +114,10 @@ async def negotiate(call: Call) -> Response:
     want, have = id_list(body, "want"), id_list(body, "have")
 
     def answer() -> dict:
+        repo = _existing_repo(call)
         from ..hub.fetch import negotiate
 
-        result = negotiate(call.hub, _existing_repo(call).repo_id, want, have)
+        result = negotiate(call.hub, repo.repo_id, want, have)
         return {"ack": result.ack, "common_base": result.common_base, "ready": result.ready}
 
     return msgpack_response(await call.run(answer))
@@ -126,9 +128,10 @@ async def fetch(call: Call) -> Response:
     want, have = id_list(body, "want"), id_list(body, "have", required=False)
 
     def pack() -> bytes:
+        repo = _existing_repo(call)
         from ..hub.fetch import fetch_pack
 
-        return fetch_pack(call.hub, _existing_repo(call).repo_id, want, have, max_bytes=call.limits.max_response_bytes)
+        return fetch_pack(call.hub, repo.repo_id, want, have, max_bytes=call.limits.max_response_bytes)
 
     return Response(await call.run(pack), media_type=MSGPACK)
 
