@@ -89,12 +89,12 @@ async def push(call: Call) -> Response:
     request = push_request(await _authorized_body(call))
 
     def accept() -> dict:
-        from ..hub.thin_push import thin_push
-
         repo = repo_for_write(call.hub, call.owner, call.slug)
         named = manifest_object_ids(request.snapshots)
         # Objects PUT by presigned URL become registered now, so the ghost guard sees them.
         claim_presigned(call.hub, repo.repo_id, named - call.hub.catalog.registered_objects(repo.repo_id, named))
+        from ..hub.thin_push import thin_push
+
         result = thin_push(
             call.hub, repo.repo_id, request.branch, request.commits, request.snapshots, force=request.force
         )
