@@ -16,7 +16,7 @@ import uvicorn
 from hub_assets.api import ApiLimits, create_app
 from hub_assets.hub import Hub
 from hub_assets.hub.repos import create_token
-from hub_assets_tests.hub.conftest import open_hub
+from hub_assets_tests.hub.conftest import file_index, open_hub
 from hub_assets_tests.polling import wait_until
 from hub_assets_tests.ports import listening_socket
 
@@ -117,3 +117,6 @@ def api_with_limits(pg_url: str, file_store_url: str) -> Callable[[ApiLimits], I
             yield from serve(hub, limits)
 
     return start
+
+
+__all__ = ["file_index"]  # the indexer of hub_assets_tests/hub, for the tests that index pushes

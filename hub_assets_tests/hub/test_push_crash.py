@@ -50,8 +50,9 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> SampleInfo:
 
 @pytest.fixture
 def sensor_env(hub: Hub, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[UploadEnv]:
-    """The upload sensor over the hub's store, on a Dagster instance of its own."""
+    """The upload sensor over the hub's store and catalog, on a Dagster instance of its own."""
     monkeypatch.setenv(OBJECT_STORE_URL, store_url)
+    monkeypatch.setenv(DATABASE_URL, hub.catalog.engine.url.render_as_string(hide_password=False))
     with instance_dir() as home, dg.instance_for_test(temp_dir=home) as instance:
         yield UploadEnv(hub.store, instance)
 
