@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import msgpack
 import pytest
 
 from hub_assets.hub import Hub
+from hub_assets.hub.repos import create_repo, find_repo, token_owner
 from hub_assets_tests.bundle.builders import build_history, fake_id, sha256_hex
 from hub_assets_tests.conftest import FIXTURES_DIR
 from hub_assets_tests.hub.conftest import open_hub
 from hub_assets_tests.hub.helpers import load_bundle, load_fixture, push_new
+from hub_assets_tests.polling import wait_until
+from hub_assets_tests.ports import PortTaken, start_on_free_port
 
 CLI = [sys.executable, "-m", "hub_assets.cli"]
 SMALL = FIXTURES_DIR / "muse-small-history.bundle"
@@ -185,3 +192,73 @@ def test_index_of_a_partition_without_upload_fails_at_once_naming_it(cli: Cli, h
     assert f"no upload at uploads/{key}" in cli.fails("index", key)
     [row] = hub.catalog.bundle_rows("cli-a")
     assert row.status == "failed" and "no upload" in row.stats["error"]
+
+
+def test_repo_create_and_token_create(cli: Cli, hub: Hub) -> None:
+    created = cli.ok("repo", "create", "alice/demo", "--domain", "midi").decode()
+    repo = find_repo(hub, "alice", "demo")
+    assert repo is not None and repo.domain == "midi"
+    assert created == f"created alice/demo: repo_id {repo.repo_id}, domain midi\n"
+    assert cli.fails("repo", "create", "alice/demo") == "hub-assets repo: repo alice/demo exists already"
+    assert "owner '..' must be 1-64 of [A-Za-z0-9._-]" in cli.fails("repo", "create", "../demo")
+    assert cli.fails("repo", "create", "alice") == "hub-assets repo: repo name 'alice' must be OWNER/SLUG"
+
+    lines = cli.ok("token", "create", "alice").decode().splitlines()
+    token = lines[-1]
+    assert token_owner(hub, token) == "alice"
+    assert all(token not in line for line in lines[:-1]), "the token alone on the last line"
+    assert cli.ok("token", "create", "alice").decode().splitlines()[-1] != token, "a new token each time"
+
+
+def test_status_names_the_repo_beside_its_id(cli: Cli, hub: Hub) -> None:
+    repo = create_repo(hub, "alice", "demo", "midi")
+    small = load_fixture(SMALL.name)
+    pushed = push_new(hub, repo.repo_id, small.data, small.head)
+    push_new(hub, "cli-a", small.data, small.head)
+
+    status = cli.json("status")
+    assert isinstance(status, list)
+    assert {(s["repo_id"], s["repo"]) for s in status} == {(repo.repo_id, "alice/demo"), ("cli-a", None)}
+    text = cli.ok("status").decode()
+    assert f"pushed   alice/demo {pushed.partition_key} main" in text
+    assert "pushed   cli-a/" in text
+
+
+def test_serve_answers_the_wire_protocol(cli: Cli, hub: Hub, tmp_path: Path) -> None:
+    repo = create_repo(hub, "alice", "demo", "midi")
+    log = tmp_path / "serve.log"
+
+    def start(port: int) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [*CLI, "serve", "--port", str(port), "--workers", "2"],
+                env=cli.env,
+                cwd=cli.cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+        def answer() -> dict[str, Any] | str | None:
+            if process.poll() is not None:
+                return "exited"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/alice/demo/refs", timeout=5) as response:
+                    return msgpack.unpackb(response.read(), raw=False)
+            except OSError:
+                return None
+
+        refs = wait_until(answer, 60, 0.2, what=f"hub-assets serve to answer (log: {log})")
+        if refs == "exited":
+            if "address already in use" in log.read_text():
+                raise PortTaken(port)
+            raise AssertionError(log.read_text()[-3000:])
+        return process, refs
+
+    process, refs = start_on_free_port(start)
+    try:
+        assert refs == {"repo_id": repo.repo_id, "domain": "midi", "default_branch": "main", "branch_heads": {}}
+        assert "hub API at http://127.0.0.1:" in log.read_text()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(60) == 0
