@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hub_assets_tests.polling import wait_until
-from hub_assets_tests.ports import PortTaken, listened_by_descendant, start_on_free_port
+from hub_assets_tests.ports import PortTaken, free_port, listened_by_descendant, start_on_free_port
 
 CLI = [sys.executable, "-m", "hub_assets.cli"]
 UI_START_TIMEOUT_S = 120
@@ -25,6 +25,7 @@ STOP_TIMEOUT_S = 60
 class DevServer:
     process: subprocess.Popen[bytes]
     port: int
+    api_port: int
     log: Path
 
     @property
@@ -60,10 +61,11 @@ def start_dev(env: dict[str, str], log: Path, timeout_s: float = UI_START_TIMEOU
     process took the chosen one first."""
 
     def start(port: int) -> DevServer:
+        api_port = free_port()
         with log.open("wb") as out:
-            command = [*CLI, "dev", "--port", str(port)]
+            command = [*CLI, "dev", "--port", str(port), "--api-port", str(api_port)]
             process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        dev = DevServer(process, port, log)
+        dev = DevServer(process, port, api_port, log)
 
         def started_or_not() -> str | None:
             if process.poll() is not None:

@@ -4,11 +4,14 @@ import json
 import os
 import subprocess
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from hub_assets_tests import ports as port_module
@@ -67,6 +70,17 @@ def stranger_on_the_next_free_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[
         stranger.server_close()
 
 
+def _refs(url: str) -> tuple[int, dict] | None:
+    """(status, msgpack body) of a GET, None while nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, msgpack.unpackb(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, msgpack.unpackb(error.read())
+    except OSError:
+        return None
+
+
 def test_dev_indexes_a_push_through_the_sensor_and_stops_cleanly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -78,6 +92,10 @@ def test_dev_indexes_a_push_through_the_sensor_and_stops_cleanly(
     try:
         assert dev.port != taken and listened_by_descendant(dev.port, dev.process.pid), "started on a port of its own"
         assert f"hub-assets dev: Dagster UI at {dev.url}" in dev.output().splitlines()[0]
+        api = f"http://127.0.0.1:{dev.api_port}"
+        assert f"hub-assets dev: hub API at {api}" in dev.output()
+        refs = wait_until(lambda: _refs(f"{api}/nobody/nothing/refs"), 60, 0.5, what="the hub API of dev")
+        assert refs == (404, {"ok": False, "message": "repo nobody/nothing not found", "detail": refs[1]["detail"]})
         pushed = subprocess.run(
             [*CLI, "push", str(FIXTURES_DIR / "muse-merge.bundle"), "--repo", "dev-test", "--branch", "main", "--json"],
             env=env,
