@@ -19,6 +19,7 @@ from ..hub import BranchConflict, HubError
 from ..hub.presigned import claim_presigned, presign_uploads
 from ..hub.repos import DEFAULT_DOMAIN, find_repo, repo_for_write, settle_domain
 from ..hub.stream import upload_objects, verify_objects
+from ..hub.thin_push import thin_push
 from .auth import authorize_write
 from .http import MSGPACK, Call, error_response, msgpack_response
 from .wire import BadRequest, decode_map, id_list, manifest_object_ids, objects_list, presign_request, push_request
@@ -93,8 +94,6 @@ async def push(call: Call) -> Response:
         named = manifest_object_ids(request.snapshots)
         # Objects PUT by presigned URL become registered now, so the ghost guard sees them.
         claim_presigned(call.hub, repo.repo_id, named - call.hub.catalog.registered_objects(repo.repo_id, named))
-        from ..hub.thin_push import thin_push
-
         result = thin_push(
             call.hub, repo.repo_id, request.branch, request.commits, request.snapshots, force=request.force
         )

@@ -15,7 +15,6 @@ from hub_assets.hub.presigned import claim_presigned
 from hub_assets.hub.repos import find_repo
 from hub_assets.store import object_key, presigned_key
 
-from .availability import needs_thin_push
 from .conftest import ApiServer
 from .recorded import recorded, recorded_objects
 from .test_auth import catalog_dump
@@ -94,7 +93,6 @@ def test_presigned_upload_over_the_object_size_limit_is_refused(s3_api: ApiServe
     assert not s3_api.hub.store.exists(object_key(LARGE_ID))
 
 
-@needs_thin_push
 def test_push_of_objects_uploaded_by_presigned_put_is_accepted(s3_api: ApiServer) -> None:
     """The recorded first push as a hub with presigned URLs sees it: the large object by PUT, the
     four others through /push/objects, then /push."""
