@@ -64,7 +64,7 @@ def test_recorded_session_replays_to_the_same_answers_and_indexes(file_api: ApiS
         assert replies[seq].body["branch_heads"] == {"main": head}
     repo = find_repo(file_api.hub, "alice", "demo")
     assert repo is not None
-    for seq, head in ((6, FIRST), (8, FIRST), (13, THIRD), (16, FOURTH), (20, FOURTH)):
+    for seq, head in ((6, FIRST), (8, FIRST), (13, THIRD), (16, THIRD), (20, FOURTH)):
         expected = {"repo_id": repo.repo_id, "domain": "midi", "default_branch": "main", "branch_heads": {"main": head}}
         assert (replies[seq].status, replies[seq].body) == (200, expected), seq
 
