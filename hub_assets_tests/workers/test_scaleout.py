@@ -1,0 +1,61 @@
+"""Index runs on a pool of Celery workers (HUB_RUN_LAUNCHER=celery): real `hub-assets dev` and
+`hub-assets worker` processes, a Redis broker of the test's own, PostgreSQL and moto S3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from hub_assets_tests.hostile.daemon import wait_for_runs
+
+from .hub import (
+    WORKER_TAG,
+    ScaledHub,
+    assert_in_push_order,
+    assert_within_pool_limits,
+    chains,
+    push_round_robin,
+    scaled_hub,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+REPOS = [f"pool-{n}" for n in range(5)]
+PUSHES_PER_REPO = 4
+
+
+def index_twenty_pushes_on_two_workers(hub: ScaledHub) -> None:
+    """20 pushes from 5 repos: each bundle indexed exactly once, by both workers, each repo's
+    bundles one at a time in push order, pools within their slots; each worker logs one line per run."""
+    histories = chains(REPOS, PUSHES_PER_REPO)
+    pushed = push_round_robin(hub.dev, histories, range(PUSHES_PER_REPO))
+    keys = {key for keys in pushed.values() for key in keys}
+
+    runs = wait_for_runs(hub.dev, keys, 600)
+
+    assert {key: [r.status for r in rs] for key, rs in runs.items()} == {
+        key: [dg.DagsterRunStatus.SUCCESS] for key in keys
+    }, "each bundle indexed by exactly one run"
+    assert {status["status"] for status in hub.dev.status().values()} == {"indexed"}
+    records = hub.dev.index_runs()
+    assert len(records) == len(keys)
+    by_worker = {worker.name: 0 for worker in hub.workers}
+    for record in records:
+        by_worker[record.dagster_run.tags[WORKER_TAG]] += 1
+    assert all(by_worker.values()), f"runs did not spread over both workers: {by_worker}"
+    assert_in_push_order(records, pushed)
+    assert_within_pool_limits(hub.dev, records)
+    logged = [line for worker in hub.workers for line in worker.finished_runs()]
+    assert sorted((partition, run_id, outcome) for partition, run_id, outcome, _ in logged) == sorted(
+        (r.dagster_run.tags["dagster/partition"], r.dagster_run.run_id, "succeeded") for r in records
+    )
+    hub.dev.assert_running()
+
+
+def test_twenty_pushes_from_five_repos_on_two_workers(
+    pg_url: str, s3_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with scaled_hub(pg_url, s3_store_url, tmp_path, monkeypatch, workers=2) as hub:
+        index_twenty_pushes_on_two_workers(hub)
