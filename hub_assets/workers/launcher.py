@@ -100,7 +100,8 @@ class ChosenRunLauncher(RunLauncher, ConfigurableClass):
         super().__init__()
         self._inst_data = inst_data
         self.pool = worker_pool()
-        self._chosen: RunLauncher = DefaultRunLauncher() if self.pool.launcher == "default" else celery_launcher(self.pool)
+        celery = self.pool.launcher == "celery"
+        self._chosen: RunLauncher = celery_launcher(self.pool) if celery else DefaultRunLauncher()
         self._silent_since: dict[str, float] = {}
 
     @property

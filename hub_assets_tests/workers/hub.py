@@ -92,8 +92,7 @@ def push_round_robin(dev: DevHub, histories: dict[str, list[History]], rounds: r
         for repo, chain in histories.items():
             before = chain[index - 1].head if index else None
             pushed[repo].append(push_history(dev.hub, repo, chain[index], expected_old_head=before))
-        this_round = [keys[-1] for keys in pushed.values()]
-        wait_until(lambda: all(dev.runs(key) for key in this_round), 120, 0.2, what=f"runs requested for {this_round}")
+        wait_until(lambda: all(dev.runs(keys[-1]) for keys in pushed.values()), 120, 0.2, what="runs requested")
     return pushed
 
 

@@ -30,7 +30,7 @@ def redis_server() -> str:
     """The redis-server binary; the test is skipped, saying why, on a machine without one."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("no redis-server on PATH (apt-get install redis-server): the worker tests need a broker of their own")
+        pytest.skip("no redis-server on PATH (apt-get install redis-server): worker tests need a broker of their own")
     return binary
 
 
