@@ -58,8 +58,6 @@ def celery_settings() -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         # A launch waits out a broker restart (about a minute) instead of failing the run.
         "task_publish_retry_policy": {"max_retries": 60, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
-        "result_backend_always_retry": True,
-        "result_backend_max_retries": 60,
         # The worker's name and pid with a task's state, for the health check and the UI.
         "result_extended": True,
     }
@@ -157,7 +155,8 @@ class ChosenRunLauncher(RunLauncher, ConfigurableClass):
         if launcher.celery.control.ping(destination=[worker], timeout=PING_TIMEOUT_S):
             self._silent_since.pop(worker, None)
             return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=worker)
-        silent_for = time.monotonic() - self._silent_since.setdefault(worker, time.monotonic())
+        now = time.monotonic()
+        silent_for = now - self._silent_since.setdefault(worker, now)
         if silent_for < self.pool.worker_lost_after_s:
             return CheckRunHealthResult(WorkerStatus.RUNNING, f"worker {worker} silent for {silent_for:.0f} s")
         return CheckRunHealthResult(

@@ -58,6 +58,9 @@ def run_worker(pool: WorkerPool, concurrency: int, queue: str) -> int:
     import hub_assets.definitions  # noqa: F401  (imported once here, inherited by every pool process)
 
     app = celery_launcher(pool).celery
+    # A run's end state reaches the result backend even across a broker restart (the daemon's
+    # health checks, by contrast, fail fast and are asked again at the next poll).
+    app.conf.update(result_backend_always_retry=True, result_backend_max_retries=60)
     RunReporter().connect()
     app.worker_main(
         [
