@@ -143,3 +143,52 @@ def start_worker(env: dict[str, str], log: Path, concurrency: int = 1, prefix: t
         worker.stop()
         raise
     return worker
+
+
+@dataclass
+class Forward:
+    """socat relaying `address`:`port` to a loopback service, so that a process in another network
+    namespace reaches it over the network (the service itself stays on loopback)."""
+
+    address: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @classmethod
+    def start(cls, address: str, target_port: int) -> Forward:
+        socat = shutil.which("socat")
+        if socat is None:
+            pytest.skip("no socat on PATH (apt-get install socat): needed to reach loopback services from a namespace")
+
+        def start_on(port: int) -> Forward:
+            listen = f"TCP-LISTEN:{port},bind={address},fork,reuseaddr"
+            process = subprocess.Popen([socat, listen, f"TCP:127.0.0.1:{target_port}"], stderr=subprocess.PIPE)
+
+            def listening() -> str | None:
+                if process.poll() is not None:
+                    return "port taken"
+                with socket.socket() as probe:
+                    return "up" if probe.connect_ex((address, port)) == 0 else None
+
+            if wait_until(listening, START_TIMEOUT_S, 0.05, what=f"socat on {address}:{port}") != "up":
+                raise PortTaken(port)
+            return cls(address, port, process)
+
+        return start_on_free_port(start_on)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(STOP_TIMEOUT_S)
+
+
+def remote_addresses(pid: int) -> set[str]:
+    """IPv4 addresses the established TCP connections of `pid`'s network namespace lead to."""
+    addresses = set()
+    with open(f"/proc/{pid}/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if fields[3] == "01":  # ESTABLISHED
+                raw = fields[2].split(":")[0]
+                addresses.add(socket.inet_ntoa(bytes.fromhex(raw)[::-1]))
+    return addresses
