@@ -24,6 +24,7 @@ import io
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ from hub_assets.bundle import Limits
 from hub_assets.bundle.wire import read_wire
 from hub_assets.embedded_postgres import create_scratch_database, drop_database, libpq_conninfo, with_database
 from hub_assets.hub import Hub, push
+from hub_assets.index.assets import index_assets
 from hub_assets.sample import SampleSpec, write_sample
 from hub_assets_tests.bundle.builders import build_history
 from hub_assets_tests.pg_activity import Activity, quiet_activity
@@ -170,6 +172,8 @@ class Throughput:
     activity: Activity
     pg_exec_ms: float | None
     broker_commands: int
+    decode_ms: float  # median per run: fetch + decode of the bundle, which its steps share
+    run_ms: float  # median per run: the run's own elapsed time
 
     def per_run(self, value: float) -> float:
         return value / self.bundles
@@ -191,9 +195,38 @@ def throughput(config: Config, admin_url: str, scratch: Path, bundles: list[Bund
         ended = _last_run_end(libpq_conninfo(hubs.database_url), len(bundles))
         after, exec_after = quiet_activity(admin, hubs.database), _pg_exec_ms(admin, hubs.database)
         commands = _broker_commands(hubs.broker) - commands_before
+        with psycopg.connect(libpq_conninfo(hubs.database_url)) as conn:
+            stats = [row[0] for row in conn.execute("SELECT stats FROM musehub_bundles")]
     exec_ms = None if exec_before is None or exec_after is None else exec_after - exec_before
     objects = sum(b.objects for b in bundles)
-    return Throughput(ended - started, len(bundles), objects, after - before, exec_ms, commands)
+    decode_ms = statistics.median(s["fetch_bundle_ms"] + s["unpack_ms"] for s in stats)
+    run_ms = statistics.median(s["elapsed_ms"] for s in stats)
+    return Throughput(ended - started, len(bundles), objects, after - before, exec_ms, commands, decode_ms, run_ms)
+
+
+def import_seconds(repeats: int = 3) -> float:
+    """A fresh interpreter importing the code location: what a process per step starts with."""
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import hub_assets.definitions"], check=True)
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+def per_step_lines(label: str, result: Throughput, start_s: float) -> list[str]:
+    """What distributing steps (dagster-celery's celery_executor: a task per step, each in a
+    process that loads the code and decodes the bundle again) would add to a run, from the
+    measured parts, against the run on one warm worker that decodes once."""
+    steps = len(index_assets)
+    decode_s = result.decode_ms / 1000
+    extra = steps * start_s + (steps - 1) * decode_s
+    return [
+        f"- {label}: a run on one warm worker takes {result.run_ms / 1000:.2f} s (median), of which "
+        f"{decode_s:.3f} s fetch + decode, shared by its {steps} steps; a process per step would add "
+        f"{steps} × {start_s:.2f} s (interpreter + imports) + {steps - 1} × {decode_s:.3f} s (decode again) = "
+        f"**+{extra:.2f} s per run** ({(result.run_ms / 1000 + extra) / (result.run_ms / 1000):.1f}× the run)"
+    ]
 
 
 def _last_run_end(conninfo: str, runs: int) -> float:
@@ -273,17 +306,22 @@ def main() -> int:
                 p50 = statistics.median(seconds)
                 lines.append(f"| {config.name} | {p50:.2f} | {percentile(seconds, 0.9):.2f} | {p50 / base:.2f}× |")
             lines.append("")
-        rows = []
+        rows, per_step = [], []
+        start_s = import_seconds()
         for name in [w for w in workloads if w in WORKLOADS]:
             bundles = WORKLOADS[name]()
             results = {c: throughput(c, admin_url, args.scratch.resolve(), bundles) for c in (DEFAULT, ONE, TWO)}
             rows += throughput_rows(f"{len(bundles)} × {name}", results)
+            per_step += per_step_lines(f"{name} bundle", results[ONE], start_s)
         if rows:
             lines += [
                 "| pushes | runs on | s (first push -> last run's end) | vs default | bundles/min | objects/s "
                 "| PG sessions/run | PG statements/run | PG exec ms/run | broker commands/run |",
                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
                 *rows,
+                "",
+                "Runs whole on a worker vs a task per step (measured parts):",
+                *per_step,
             ]
     header = [
         f"## {started_at:%Y-%m-%d %H:%M} UTC — scale-out: warm Celery workers vs the default launcher",
