@@ -105,12 +105,7 @@ def running(config: Config, admin_url: str, scratch: Path) -> Iterator[Hubs]:
         broker = RedisBroker.start(home / "broker")
         stack.callback(broker.stop)
         pool_env = {"HUB_RUN_LAUNCHER": "celery", "HUB_BROKER_URL": broker.url} if config.workers else {}
-        os.environ.update(pool_env)  # start_dev passes this process's environment on
-        try:
-            dev = start_dev(home / "dev", database_url, store_url)
-        finally:
-            for name in pool_env:
-                del os.environ[name]
+        dev = start_dev(home / "dev", database_url, store_url, **pool_env)
         stack.callback(stop_dev, dev)
         workers = []
         for n in range(config.workers):

@@ -78,9 +78,9 @@ def test_twenty_pushes_on_two_workers_each_in_a_network_namespace_of_its_own(
 ) -> None:
     """The same, with each worker in a network namespace of its own: PostgreSQL, the broker and S3
     are reached over a veth pair (relayed there by socat), never over loopback."""
-    database = make_url(pg_url)
+    database, placed = make_url(pg_url), namespaces()  # read before scaled_hub clears every HUB_* variable
     with scaled_hub(pg_url, s3_store_url, tmp_path, monkeypatch, workers=0) as hub:
-        for namespace, address in namespaces().items():
+        for namespace, address in placed.items():
             relay = {
                 name: Forward.start(address, port)
                 for name, port in (("pg", database.port or 5432), ("broker", hub.broker.port), ("s3", _s3_port()))
@@ -91,15 +91,17 @@ def test_twenty_pushes_on_two_workers_each_in_a_network_namespace_of_its_own(
                 tmp_path,
                 database.set(host=address, port=relay["pg"].port).render_as_string(hide_password=False),
                 s3_store_url,
-                **{name: value for name, value in hub.worker_env.items() if name.startswith("AWS_")},
-                HUB_RUN_LAUNCHER="celery",
-                HUB_BROKER_URL=f"redis://{address}:{relay['broker'].port}/0",
-                AWS_ENDPOINT_URL=f"http://{address}:{relay['s3'].port}",
+                **{
+                    **{name: value for name, value in hub.worker_env.items() if name.startswith("AWS_")},
+                    "HUB_RUN_LAUNCHER": "celery",
+                    "HUB_BROKER_URL": f"redis://{address}:{relay['broker'].port}/0",
+                    "AWS_ENDPOINT_URL": f"http://{address}:{relay['s3'].port}",
+                },
             )
             worker = hub.add_worker(prefix=("ip", "netns", "exec", namespace), env=env)
             assert remote_addresses(worker.process.pid) == {address}, "the worker reaches its services over the veth"
         index_twenty_pushes_on_two_workers(hub)
-        for worker, address in zip(hub.workers, namespaces().values(), strict=True):
+        for worker, address in zip(hub.workers, placed.values(), strict=True):
             assert remote_addresses(worker.process.pid) == {address}
 
 
