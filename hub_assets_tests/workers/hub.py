@@ -16,7 +16,7 @@ import pytest
 
 from hub_assets.index.assets import index_assets
 from hub_assets_tests.bundle.builders import History, build_history
-from hub_assets_tests.hostile.daemon import DevHub, max_overlap, push_history, running_dev
+from hub_assets_tests.hostile.daemon import DevHub, max_overlap, push_history, running_dev, wait_for_runs
 from hub_assets_tests.hostile.processes import hub_child_env
 from hub_assets_tests.index.runlog import step_window
 from hub_assets_tests.polling import wait_until
@@ -121,3 +121,18 @@ def assert_within_pool_limits(dev: DevHub, records: list[dg.RunRecord]) -> None:
         windows = [step_window(dev.instance, r.dagster_run.run_id, step) for r in records for step in steps]
         slots = dev.instance.event_log_storage.get_concurrency_info(pool).slot_count
         assert max_overlap(windows) <= slots, f"steps of pool {pool} ran beyond its {slots} slots"
+
+
+def assert_indexed_once_in_push_order(hub: ScaledHub, pushed: dict[str, list[str]]) -> list[dg.RunRecord]:
+    """Once every pushed bundle's run has finished: each bundle indexed by exactly one run (none
+    failed, none retried), each repo's runs one at a time in push order. The index runs' records."""
+    keys = {key for keys in pushed.values() for key in keys}
+    runs = wait_for_runs(hub.dev, keys, 600)
+    assert {key: [r.status for r in rs] for key, rs in runs.items()} == {
+        key: [dg.DagsterRunStatus.SUCCESS] for key in keys
+    }, "each bundle indexed by exactly one run, none failed or retried"
+    assert {status["status"] for status in hub.dev.status().values()} == {"indexed"}
+    records = hub.dev.index_runs()
+    assert len(records) == len(keys)
+    assert_in_push_order(records, pushed)
+    return records

@@ -6,17 +6,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import dagster as dg
 import pytest
 from sqlalchemy.engine import make_url
 
-from hub_assets_tests.hostile.daemon import wait_for_runs
 from hub_assets_tests.hostile.processes import hub_child_env
 
 from .hub import (
     WORKER_TAG,
     ScaledHub,
-    assert_in_push_order,
+    assert_indexed_once_in_push_order,
     assert_within_pool_limits,
     chains,
     push_round_robin,
@@ -35,21 +33,11 @@ def index_twenty_pushes_on_two_workers(hub: ScaledHub) -> None:
     bundles one at a time in push order, pools within their slots; each worker logs one line per run."""
     histories = chains(REPOS, PUSHES_PER_REPO)
     pushed = push_round_robin(hub.dev, histories, range(PUSHES_PER_REPO))
-    keys = {key for keys in pushed.values() for key in keys}
-
-    runs = wait_for_runs(hub.dev, keys, 600)
-
-    assert {key: [r.status for r in rs] for key, rs in runs.items()} == {
-        key: [dg.DagsterRunStatus.SUCCESS] for key in keys
-    }, "each bundle indexed by exactly one run"
-    assert {status["status"] for status in hub.dev.status().values()} == {"indexed"}
-    records = hub.dev.index_runs()
-    assert len(records) == len(keys)
+    records = assert_indexed_once_in_push_order(hub, pushed)
     by_worker = {worker.name: 0 for worker in hub.workers}
     for record in records:
         by_worker[record.dagster_run.tags[WORKER_TAG]] += 1
     assert all(by_worker.values()), f"runs did not spread over both workers: {by_worker}"
-    assert_in_push_order(records, pushed)
     assert_within_pool_limits(hub.dev, records)
     logged = [line for worker in hub.workers for line in worker.finished_runs()]
     assert sorted((partition, run_id, outcome) for partition, run_id, outcome, _ in logged) == sorted(
