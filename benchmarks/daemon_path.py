@@ -79,9 +79,10 @@ class Dev:
         raise TimeoutError(f"{text!r} not in {self.log} after {timeout_s} s")
 
 
-def start_dev(home: Path, database_url: str, store_url: str) -> Dev:
+def start_dev(home: Path, database_url: str, store_url: str, **extra_env: str) -> Dev:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "DAGSTER_", "AWS_"))}
     env.update({"HUB_HOME": str(home), "HUB_DATABASE_URL": database_url, "HUB_OBJECT_STORE_URL": store_url})
+    env.update(extra_env)
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
     log = home / "dev.log"

@@ -15,7 +15,7 @@ from .environment import HubEnvironment, open_instance, prepare
 from .hub import Hub, HubError, clone, push, read_object, sweep
 from .hub.repos import DEFAULT_DOMAIN, create_repo, create_token, parse_repo_name
 from .index.run import apply_pool_limits
-from .settings import quarantine_grace_s
+from .settings import quarantine_grace_s, worker_pool
 from .store import ObjectNotFound
 
 Command = Callable[[argparse.Namespace, HubEnvironment], int]
@@ -192,6 +192,28 @@ def cmd_token_create(args: argparse.Namespace, environment: HubEnvironment) -> i
     return 0
 
 
+def check_dev(args: argparse.Namespace) -> None:
+    """Before anything starts: the UI's address, and HUB_RUN_LAUNCHER (not at the first launch)."""
+    from .devserver import check_host
+
+    check_host(args.host, args.expose_unauthenticated_ui)
+    worker_pool()
+
+
+def check_worker(args: argparse.Namespace) -> None:
+    if worker_pool().launcher != "celery":
+        raise ValueError("hub-assets worker needs HUB_RUN_LAUNCHER=celery and HUB_BROKER_URL")
+    if args.concurrency < 1:
+        raise ValueError(f"--concurrency must be at least 1, got {args.concurrency}")
+
+
+def cmd_worker(args: argparse.Namespace, environment: HubEnvironment) -> int:
+    from .workers.worker import run_worker
+
+    pool = worker_pool()
+    return run_worker(pool, args.concurrency, args.queue or pool.queue)
+
+
 def cmd_demo(args: argparse.Namespace, environment: HubEnvironment) -> int:
     from .demo import run_demo, timing_table
     from .sample import SampleSpec
@@ -215,7 +237,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000, help="port of the Dagster UI")
     p.add_argument("--api-port", type=int, default=3001, help="port of the hub API (muse remotes)")
-    p.set_defaults(run=cmd_dev)
+    p.add_argument(
+        "--expose-unauthenticated-ui",
+        action="store_true",
+        help="allow a non-loopback --host: whoever reaches it may launch, terminate and wipe runs",
+    )
+    p.set_defaults(run=cmd_dev, check=check_dev)
+
+    p = commands.add_parser("worker", help="execute index runs from the broker (HUB_RUN_LAUNCHER=celery)")
+    p.add_argument("--concurrency", type=int, default=1, help="runs at once (pool processes)")
+    p.add_argument("--queue", help="broker queue to serve (default HUB_WORKER_QUEUE, else hub-index)")
+    p.set_defaults(run=cmd_worker, check=check_worker)
 
     p = commands.add_parser("serve", help="serve the hub API alone (production: stateless, any number of workers)")
     p.add_argument("--host", default="127.0.0.1")
@@ -284,6 +316,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if hasattr(args, "check"):
+            args.check(args)
         return args.run(args, prepare())
     except (HubError, BundleError, ObjectNotFound, ValueError, OSError) as error:
         print(f"hub-assets {args.command}: {_one_line(error)}", file=sys.stderr)

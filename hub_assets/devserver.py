@@ -1,8 +1,10 @@
 """`hub-assets dev`: the Dagster UI, daemon and sensor on the hub's instance, and the hub API
 (`hub-assets serve`) beside them, in one command."""
 
+import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +15,25 @@ from .environment import REPO_ROOT, HubEnvironment
 
 _STOP_TIMEOUT_S = 30
 _POLL_S = 0.5
+
+
+def check_host(host: str, expose_unauthenticated_ui: bool) -> None:
+    """Refuse to serve the UI beyond this machine unless told to: Dagster's UI has no login, and
+    whoever reaches it can launch, terminate and wipe runs and assets."""
+    if expose_unauthenticated_ui or _is_loopback(host):
+        return
+    raise ValueError(
+        f"--host {host} is not a loopback address and the Dagster UI has no login; bind 127.0.0.1 behind an"
+        " authenticating proxy (README, Production), or pass --expose-unauthenticated-ui"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except socket.gaierror:
+        return False
+    return all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in addresses)
 
 
 def run_dev(environment: HubEnvironment, host: str, port: int, api_port: int) -> int:

@@ -1,6 +1,8 @@
 """Configuration from the environment (SPEC §4-§6): production is configuration, not code."""
 
 import os
+from dataclasses import dataclass
+from typing import Literal
 
 from .bundle import Limits
 from .bundle.limits import MIB
@@ -8,6 +10,10 @@ from .bundle.limits import MIB
 DATABASE_URL = "HUB_DATABASE_URL"
 OBJECT_STORE_URL = "HUB_OBJECT_STORE_URL"
 DAGSTER_PG_URL = "HUB_DAGSTER_PG_URL"
+RUN_LAUNCHER = "HUB_RUN_LAUNCHER"
+BROKER_URL = "HUB_BROKER_URL"
+RESULT_BACKEND_URL = "HUB_RESULT_BACKEND_URL"
+WORKER_QUEUE = "HUB_WORKER_QUEUE"
 
 
 def _int(name: str, default: int) -> int:
@@ -103,3 +109,35 @@ def pool_limits() -> dict[str, int]:
 def dagster_pg_url(database_url: str) -> str:
     """dagster-postgres binds a parameter into NOTIFY, which only psycopg2 supports."""
     return os.environ.get(DAGSTER_PG_URL) or database_url.replace("+psycopg://", "+psycopg2://", 1)
+
+
+@dataclass(frozen=True)
+class WorkerPool:
+    """Where index runs execute: beside the daemon (`default`) or on `hub-assets worker`s fed by a
+    Celery broker (`celery`)."""
+
+    launcher: Literal["default", "celery"]
+    broker_url: str | None
+    result_backend_url: str | None
+    queue: str
+    worker_lost_after_s: int
+
+
+def worker_pool() -> WorkerPool:
+    launcher = os.environ.get(RUN_LAUNCHER) or "default"
+    if launcher not in ("default", "celery"):
+        raise ValueError(f"{RUN_LAUNCHER} must be 'default' or 'celery', got {launcher!r}")
+    queue = os.environ.get(WORKER_QUEUE) or "hub-index"
+    lost_after = _int("HUB_WORKER_LOST_AFTER_S", 15)
+    if launcher == "default":
+        return WorkerPool("default", None, None, queue, lost_after)
+    broker = os.environ.get(BROKER_URL)
+    if not broker:
+        raise ValueError(f"{RUN_LAUNCHER}=celery needs {BROKER_URL} (e.g. redis://broker.internal:6379/0)")
+    # Run monitoring asks the result backend for the state of each run's task from the daemon's
+    # process: Celery's default `rpc://` only tells the process that sent the task, so a
+    # persistent backend is required; Redis serves as both.
+    backend = os.environ.get(RESULT_BACKEND_URL) or (broker if broker.startswith(("redis://", "rediss://")) else None)
+    if not backend:
+        raise ValueError(f"{BROKER_URL}={broker.split('://')[0]}://… needs {RESULT_BACKEND_URL} (e.g. redis://…)")
+    return WorkerPool("celery", broker, backend, queue, lost_after)

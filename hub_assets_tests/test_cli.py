@@ -158,6 +158,22 @@ FAILURES = {
     "index-garbage-key": Failure(["index", "not-a-partition-key"], "'not-a-partition-key' is not <repo_id>/<64 hex"),
     "cat-unknown-object": Failure(["cat", "--repo", "cli-a", fake_id("x")], f"object {fake_id('x')} not found"),
     "clone-unknown-branch": Failure(["clone", "--repo", "cli-a", "--branch", "nope", "out"], "branch 'nope' not found"),
+    "dev-ui-beyond-loopback": Failure(["dev", "--host", "0.0.0.0"], "pass --expose-unauthenticated-ui"),
+    "dev-unknown-launcher": Failure(
+        ["dev"], "HUB_RUN_LAUNCHER must be 'default' or 'celery', got 'k8s'", env={"HUB_RUN_LAUNCHER": "k8s"}
+    ),
+    "worker-without-celery": Failure(["worker"], "needs HUB_RUN_LAUNCHER=celery"),
+    "worker-without-broker": Failure(["worker"], "needs HUB_BROKER_URL", env={"HUB_RUN_LAUNCHER": "celery"}),
+    "worker-amqp-without-backend": Failure(
+        ["worker"],
+        "HUB_BROKER_URL=amqp://… needs HUB_RESULT_BACKEND_URL",
+        env={"HUB_RUN_LAUNCHER": "celery", "HUB_BROKER_URL": "amqp://guest:secret@127.0.0.1:5672//"},
+    ),
+    "worker-no-processes": Failure(
+        ["worker", "--concurrency", "0"],
+        "--concurrency must be at least 1",
+        env={"HUB_RUN_LAUNCHER": "celery", "HUB_BROKER_URL": "redis://127.0.0.1:1/0"},
+    ),
     "status-bad-database": Failure(
         ["status"], "connection failed", env={"HUB_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none"}
     ),
@@ -173,6 +189,8 @@ def test_a_failing_command_exits_non_zero_with_one_line(cli: Cli, hub: Hub, tmp_
     assert {"main": hub.catalog.branch_head("cli-a", "main")} == heads
     assert not (tmp_path / "out").exists()
     assert len(hub.catalog.bundle_rows()) == (1 if heads["main"] else 0)
+    if case.args[0] in ("dev", "worker"):
+        assert not (tmp_path / "hub").exists(), "refused before anything started"
 
 
 def test_push_with_explicit_head_fast_forwards_an_existing_branch(cli: Cli, hub: Hub, tmp_path: Path) -> None:

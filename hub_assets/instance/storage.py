@@ -21,9 +21,12 @@ so each gets the same storage, built here:
 - tables are looked up once, on the pooled engine, instead of by each storage on a connection
   of its own; only a database missing one of them lets the storages create what they create.
 
+- a pool slot is claimed in one transaction (upstream's row lock ends before its UPDATE, so two
+  processes could take one slot: pools did not hold across Celery workers).
+
 It leans on dagster-postgres internals (each storage's `_engine`, the probe methods, the tables
-each storage's constructor checks): hub_assets_tests/instance/test_dagster_internals.py pins
-every one, so an upgrade fails there.
+each storage's constructor checks, the slot claim and its table):
+hub_assets_tests/instance/test_dagster_internals.py pins every one, so an upgrade fails there.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ from typing import Any, TypeVar
 import dagster as dg
 import sqlalchemy as sa
 from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
+from dagster._utils.concurrency import ConcurrencySlotStatus
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from dagster_postgres.utils import (
     create_pg_engine,
@@ -193,6 +198,26 @@ class PooledEventLogStorage(_OnSharedEngine, PostgresEventLogStorage):
     # has_dynamic_partition, supports_asset_checks and asset-event tags each ask has_table first.
     has_table = remembers_yes(PostgresEventLogStorage.has_table)
     has_asset_key_col = remembers_yes(PostgresEventLogStorage.has_asset_key_col)
+
+    def _claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str) -> ConcurrencySlotStatus:
+        """A free slot row taken in one transaction. dagster-postgres selects it `FOR UPDATE SKIP
+        LOCKED`, then updates it, on an autocommit connection: the row lock ends with the SELECT,
+        so two processes claiming at once both took the one slot (observed: two Celery workers'
+        object_blobs steps started within 1 ms under a limit of 1). Here the lock holds until the
+        UPDATE commits: a second claimer skips the locked row and is blocked."""
+        slots = ConcurrencySlotsTable
+        free_slot = (
+            sa.select(slots.c.id)
+            .where(slots.c.concurrency_key == concurrency_key, slots.c.step_key.is_(None), slots.c.deleted.is_(False))
+            .with_for_update(skip_locked=True)
+            .limit(1)
+        )
+        with self.index_transaction() as conn:
+            row = conn.execute(free_slot).fetchone()
+            if row is None:
+                return ConcurrencySlotStatus.BLOCKED
+            conn.execute(slots.update().values(run_id=run_id, step_key=step_key).where(slots.c.id == row[0]))
+        return ConcurrencySlotStatus.CLAIMED
 
 
 class PooledScheduleStorage(_OnSharedEngine, PostgresScheduleStorage):

@@ -12,7 +12,10 @@ import pytest
 from dagster._core.instance.methods.storage_methods import StorageMethods
 from dagster._core.instance.ref import configurable_storage_data
 from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._serdes import ConfigurableClass
+from dagster._utils.concurrency import ConcurrencySlotStatus
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from dagster_postgres.utils import create_pg_engine, pg_config, set_pg_statement_timeout
 from sqlalchemy.pool import NullPool
@@ -116,3 +119,20 @@ def test_storage_base_classes_and_helpers_used() -> None:
     assert {"postgres_url", "postgres_db", "should_autocreate_tables"} <= set(pg_config())
     assert list(inspect.signature(create_pg_engine).parameters)[:2] == ["postgres_url", "token_provider"]
     assert list(inspect.signature(set_pg_statement_timeout).parameters) == ["conn", "millis"]
+
+
+def test_the_slot_claim_overridden_still_locks_on_an_autocommit_connection() -> None:
+    """Why PooledEventLogStorage claims a pool slot itself, and the table and statuses it uses."""
+    upstream = inspect.getsource(SqlEventLogStorage._claim_concurrency_slot)
+    assert "with self.index_connection() as conn:" in upstream
+    assert ".with_for_update(skip_locked=True)" in upstream
+    assert inspect.getsource(SqlEventLogStorage.claim_concurrency_slot).count("self._claim_concurrency_slot(") == 1
+    assert list(inspect.signature(SqlEventLogStorage._claim_concurrency_slot).parameters) == [
+        "self",
+        "concurrency_key",
+        "run_id",
+        "step_key",
+    ]
+    assert {"id", "concurrency_key", "run_id", "step_key", "deleted"} <= set(ConcurrencySlotsTable.c.keys())
+    assert {status.name for status in ConcurrencySlotStatus} == {"BLOCKED", "CLAIMED"}
+    assert "def index_transaction(self)" in inspect.getsource(PostgresEventLogStorage)

@@ -3,7 +3,9 @@ rebuilds the instance, disposed with it, surviving a PostgreSQL restart, schema 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -175,3 +177,25 @@ def test_a_postgres_restart_is_survived_without_a_failed_call(
         _storage_calls(instance, rounds=1)
         own_server.restart()
         _storage_calls(instance, rounds=1)
+
+
+CLAIMERS = 8
+ROUNDS = 20
+
+
+def test_one_pool_slot_goes_to_exactly_one_of_several_claiming_at_once(dagster_instance: dg.DagsterInstance) -> None:
+    """Claims on connections of their own, released together, as steps of runs on different
+    workers are: under a limit of 1, exactly one takes the slot each time."""
+    storage = dagster_instance.event_log_storage
+    barrier = threading.Barrier(CLAIMERS)
+
+    def claim(key: str, n: int) -> str:
+        barrier.wait(timeout=30)
+        return storage._claim_concurrency_slot(key, f"run-{n}", "object_blobs").value
+
+    with ThreadPoolExecutor(max_workers=CLAIMERS) as claimers:
+        for round_ in range(ROUNDS):
+            key = f"race-{round_}"
+            storage.set_concurrency_slots(key, 1)
+            outcomes = list(claimers.map(lambda n, key=key: claim(key, n), range(CLAIMERS)))
+            assert sorted(outcomes) == ["BLOCKED"] * (CLAIMERS - 1) + ["CLAIMED"], (round_, outcomes)
