@@ -257,17 +257,11 @@ def _catalog_counts(admin_url: str, database: str) -> tuple[dict[str, int], list
     return counts, sample
 
 
-def run_once(
-    mode: str, target: Target, bundle: BundleInfo, admin_url: str, dagster_pg_url: str, profile_dir: Path | None
-) -> dict[str, Any]:
-    token = uuid.uuid4().hex[:12]
-    database = create_scratch_database(admin_url, "hubbench")
-    database_url = with_database(admin_url, database)
-    store_url, drop_store = _fresh_store(target, bundle, token)
-    home = WORK / "homes" / token
-    home.mkdir(parents=True)
+def worker_env(home: Path, database_url: str, store_url: str, dagster_pg_url: str, s3: S3rver | None) -> dict[str, str]:
+    """The environment of a worker process (benchmarks/worker.py, `hub-assets serve`): this
+    process's, without any HUB_/AWS_/DAGSTER_ setting of the caller's shell."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AWS_", "DAGSTER_"))}
-    env.update(target.s3.env if target.s3 else {})
+    env.update(s3.env if s3 else {})
     env.update(
         {
             "HUB_HOME": str(home),
@@ -277,6 +271,30 @@ def run_once(
             "HUB_DAGSTER_PG_URL": dagster_pg_url,
         }
     )
+    return env
+
+
+def init_dagster_tables(dagster_pg_url: str) -> None:
+    """Create Dagster's own tables in its database once: no timed run pays for their creation."""
+    home = WORK / "homes" / "init"
+    catalog_url = dagster_pg_url.replace("+psycopg2://", "+psycopg://", 1)
+    env = worker_env(home, catalog_url, "file:///tmp", dagster_pg_url, None)
+    subprocess.run(
+        [PYTHON, str(HERE / "worker.py"), "init", str(WORK / "init.json")], env=env, check=True, cwd=str(WORK)
+    )
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def run_once(
+    mode: str, target: Target, bundle: BundleInfo, admin_url: str, dagster_pg_url: str, profile_dir: Path | None
+) -> dict[str, Any]:
+    token = uuid.uuid4().hex[:12]
+    database = create_scratch_database(admin_url, "hubbench")
+    database_url = with_database(admin_url, database)
+    store_url, drop_store = _fresh_store(target, bundle, token)
+    home = WORK / "homes" / token
+    home.mkdir(parents=True)
+    env = worker_env(home, database_url, store_url, dagster_pg_url, target.s3)
     if profile_dir and mode == "project":
         env["HUB_BENCH_PROFILE"] = str(profile_dir / f"{target.kind}-x{bundle.scale:g}-{token}.txt")
     out = home / "result.json"
@@ -572,22 +590,7 @@ def benchmark(args: argparse.Namespace) -> int:
     per_object: dict[tuple[str, float], dict[str, float]] = {}
     s3_version = None
     try:
-        # Dagster's own tables, created once: no timed run pays for their creation.
-        home = WORK / "homes" / "init"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "AWS_", "DAGSTER_"))}
-        env.update(
-            {
-                "HUB_HOME": str(home),
-                "DAGSTER_HOME": str(home / "dagster"),
-                "HUB_DAGSTER_PG_URL": dagster_pg_url,
-                "HUB_DATABASE_URL": with_database(args.pg_admin, dagster_db),
-                "HUB_OBJECT_STORE_URL": "file:///tmp",
-            }
-        )
-        subprocess.run(
-            [PYTHON, str(HERE / "worker.py"), "init", str(WORK / "init.json")], env=env, check=True, cwd=str(WORK)
-        )
-        shutil.rmtree(home, ignore_errors=True)
+        init_dagster_tables(dagster_pg_url)
         for store in stores:
             target = Target(store, args.scratch, S3rver(args.scratch) if store == "s3" else None)
             if target.s3:
