@@ -124,17 +124,23 @@ def head_of(data: bytes) -> str:
 
 
 def run_timeline(conn: psycopg.Connection, partition_key: str) -> dict[str, float]:
-    """Epoch seconds of the first event of each type of the run of `partition_key`, and its event count."""
+    """Epoch seconds of the first event of each type of the run of `partition_key`, and its event count.
+    The run logs its `indexed` line a few ms before RUN_SUCCESS: the last run may still be writing it."""
     [run_id] = conn.execute(
         "SELECT run_id FROM run_tags WHERE key = 'dagster/partition' AND value = %s", [partition_key]
     ).fetchone()
-    rows = conn.execute(
-        "SELECT dagster_event_type, min(extract(epoch FROM timestamp AT TIME ZONE 'UTC')) FROM event_logs"
-        " WHERE run_id = %s AND dagster_event_type IS NOT NULL GROUP BY dagster_event_type",
-        [run_id],
-    ).fetchall()
-    # Run events keep their old names in the table (PIPELINE_SUCCESS…): keyed by today's (RUN_SUCCESS…).
-    milestones = {DagsterEventType(kind).name: float(at) for kind, at in rows}
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while True:
+        rows = conn.execute(
+            "SELECT dagster_event_type, min(extract(epoch FROM timestamp AT TIME ZONE 'UTC')) FROM event_logs"
+            " WHERE run_id = %s AND dagster_event_type IS NOT NULL GROUP BY dagster_event_type",
+            [run_id],
+        ).fetchall()
+        # Run events keep their old names in the table (PIPELINE_SUCCESS…): keyed by today's (RUN_SUCCESS…).
+        milestones = {DagsterEventType(kind).name: float(at) for kind, at in rows}
+        if "RUN_SUCCESS" in milestones or time.monotonic() > deadline:
+            break
+        time.sleep(LOG_POLL_S)
     milestones["events"] = conn.execute("SELECT count(*) FROM event_logs WHERE run_id = %s", [run_id]).fetchone()[0]
     return milestones
 
@@ -157,7 +163,7 @@ def main() -> int:
         type=float,
         default=5,
         help="a random pause of up to this many seconds before each small push, so pushes arrive at any moment "
-        "of the sensor daemon's 5 s loop, as real ones do (back to back, they would keep one phase)",
+        "of the sensor's ticks, as real ones do (back to back, they would keep one phase)",
     )
     parser.add_argument("--pg-admin", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--own-postgres", action="store_true", help="a PostgreSQL of its own, statements counted")

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import FrameType
 
 from .environment import REPO_ROOT, HubEnvironment
@@ -18,8 +17,11 @@ _POLL_S = 0.5
 def run_dev(environment: HubEnvironment, host: str, port: int, api_port: int) -> int:
     """Run `dagster dev` and the hub API until Ctrl-C or SIGTERM (or until either exits), then
     stop everything they started."""
+    # `dagster dev`, with the hub's daemon in place of Dagster's (a 0.5 s sensor loop: instance/daemon.py)
     dagster = [
-        str(Path(sys.executable).parent / "dagster"),
+        sys.executable,
+        "-m",
+        "hub_assets.instance.daemon",
         "dev",
         "--host",
         host,
