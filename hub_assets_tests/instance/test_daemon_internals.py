@@ -51,7 +51,7 @@ def test_only_the_daemon_command_is_rewritten() -> None:
 
 
 def test_the_module_is_the_one_its_command_names() -> None:
-    assert MODULE == daemon.__name__
+    assert daemon.__name__ == MODULE
 
 
 def test_shortening_the_loop_sets_the_constant_the_loop_reads() -> None:

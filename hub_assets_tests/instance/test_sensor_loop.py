@@ -4,6 +4,7 @@ and a push is seen by its next tick."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,11 +36,7 @@ def dev(pg_url: str, file_store_url: str, tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def _upload_sensor_tick_times(instance: dg.DagsterInstance) -> list[float]:
-    states = [
-        state
-        for state in instance.all_instigator_state()
-        if state.name == upload_sensor.name
-    ]
+    states = [state for state in instance.all_instigator_state() if state.name == upload_sensor.name]
     if not states:
         return []
     [state] = states
@@ -58,7 +55,7 @@ def test_the_upload_sensor_ticks_every_second_or_so_and_sees_a_push_at_once(dev:
         0.5,
         what=f"{TICKS_OBSERVED} ticks of the upload sensor",
     )
-    gaps = [later - earlier for earlier, later in zip(ticks, ticks[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ticks)]
     assert max(gaps) <= MAX_GAP_BETWEEN_TICKS_S, f"gaps between ticks: {gaps}"
 
     data = (FIXTURES_DIR / "muse-small-history.bundle").read_bytes()
