@@ -28,10 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
-from run import HERE, PYTHON, REPO, append_section, code_version, ensure_bundle, machine
+from run import HERE, PYTHON, REPO, append_section, code_version, ensure_bundle, machine, scratch_database
 
-from hub_assets.embedded_postgres import create_scratch_database, drop_database, libpq_conninfo, with_database
-from hub_assets_tests.private_postgres import private_postgres
+from hub_assets.embedded_postgres import libpq_conninfo
 
 IMPORTS = [
     "dagster",
@@ -106,12 +105,7 @@ def main() -> int:
     started_at = datetime.now(UTC)
     rows = []
     with ExitStack() as stack:
-        admin_url = args.pg_admin
-        if args.own_postgres:
-            admin_url = stack.enter_context(private_postgres()).admin_url
-        database = create_scratch_database(admin_url, "hubcli")
-        stack.callback(drop_database, admin_url, database)
-        database_url = with_database(admin_url, database)
+        admin_url, database, database_url = scratch_database(stack, args.pg_admin, args.own_postgres, "hubcli")
         home = args.scratch.resolve() / f"hub-cli-{database[-8:]}"
         stack.callback(shutil.rmtree, home, True)
         store_root = home / "store"

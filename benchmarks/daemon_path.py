@@ -38,14 +38,13 @@ from pathlib import Path
 
 import psycopg
 from dagster import DagsterEventType
-from run import HERE, REPO, WORK, append_section, code_version, free_port, machine, percentile
+from run import HERE, REPO, WORK, append_section, code_version, free_port, machine, percentile, scratch_database
 
 from hub_assets.bundle import Limits
 from hub_assets.bundle.wire import read_wire
-from hub_assets.embedded_postgres import create_scratch_database, drop_database, libpq_conninfo, with_database
+from hub_assets.embedded_postgres import libpq_conninfo
 from hub_assets.hub import Hub, push
 from hub_assets_tests.pg_activity import Activity, quiet_activity
-from hub_assets_tests.private_postgres import private_postgres
 
 FIXTURES = REPO / "hub_assets_tests" / "fixtures"
 LARGE = FIXTURES / "muse-41-commits.bundle"
@@ -173,12 +172,7 @@ def main() -> int:
     load = os.getloadavg()
     started_at = datetime.now(UTC)
     with ExitStack() as stack:
-        admin_url = args.pg_admin
-        if args.own_postgres:
-            admin_url = stack.enter_context(private_postgres()).admin_url
-        database = create_scratch_database(admin_url, "hubdaemon")
-        stack.callback(drop_database, admin_url, database)
-        database_url = with_database(admin_url, database)
+        admin_url, database, database_url = scratch_database(stack, args.pg_admin, args.own_postgres, "hubdaemon")
         admin = libpq_conninfo(admin_url)
         home = args.scratch.resolve() / f"daemon-{database[-8:]}"
         store_url = (home / "store").as_uri()

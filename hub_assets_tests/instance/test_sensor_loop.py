@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -15,8 +13,10 @@ import pytest
 from hub_assets.hub import push
 from hub_assets.index.sensor import upload_sensor
 from hub_assets_tests.conftest import FIXTURES_DIR
-from hub_assets_tests.hostile.daemon import DevHub, running_dev
+from hub_assets_tests.hostile.daemon import DevHub
 from hub_assets_tests.polling import wait_until
+
+from .conftest import SMALL_HISTORY_HEAD
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +26,6 @@ TICK_TIMEOUT_S = 120
 # own loop ticks every 5 s.
 MAX_GAP_BETWEEN_TICKS_S = 2.5
 MAX_PUSH_TO_RUN_CREATED_S = 3.0
-HEAD = "f3a2e612019d367ddb7daaa5304a97c0bf68020536f3b9a98da409e6fc3350a5"  # muse-small-history's main
-
-
-@pytest.fixture
-def dev(pg_url: str, file_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DevHub]:
-    with running_dev(pg_url, file_store_url, tmp_path, monkeypatch) as hub:
-        yield hub
 
 
 def _upload_sensor_tick_times(instance: dg.DagsterInstance) -> list[float]:
@@ -60,7 +53,7 @@ def test_the_upload_sensor_ticks_every_second_or_so_and_sees_a_push_at_once(dev:
 
     data = (FIXTURES_DIR / "muse-small-history.bundle").read_bytes()
     pushed_at = time.time()
-    result = push(dev.hub, "cadence", "main", data, head_commit_id=HEAD)
+    result = push(dev.hub, "cadence", "main", data, head_commit_id=SMALL_HISTORY_HEAD)
     [run] = wait_until(lambda: dev.runs(result.partition_key), TICK_TIMEOUT_S, 0.1, what="the sensor's run")
     created = dev.instance.get_run_record_by_id(run.run_id)
     assert created is not None
