@@ -38,14 +38,13 @@ from pathlib import Path
 
 import psycopg
 from dagster import DagsterEventType
-from run import HERE, REPO, WORK, append_section, code_version, free_port, machine, percentile
+from run import HERE, REPO, WORK, append_section, code_version, free_port, machine, percentile, scratch_database
 
 from hub_assets.bundle import Limits
 from hub_assets.bundle.wire import read_wire
-from hub_assets.embedded_postgres import create_scratch_database, drop_database, libpq_conninfo, with_database
+from hub_assets.embedded_postgres import libpq_conninfo
 from hub_assets.hub import Hub, push
 from hub_assets_tests.pg_activity import Activity, quiet_activity
-from hub_assets_tests.private_postgres import private_postgres
 
 FIXTURES = REPO / "hub_assets_tests" / "fixtures"
 LARGE = FIXTURES / "muse-41-commits.bundle"
@@ -125,17 +124,23 @@ def head_of(data: bytes) -> str:
 
 
 def run_timeline(conn: psycopg.Connection, partition_key: str) -> dict[str, float]:
-    """Epoch seconds of the first event of each type of the run of `partition_key`, and its event count."""
+    """Epoch seconds of the first event of each type of the run of `partition_key`, and its event count.
+    The run logs its `indexed` line a few ms before RUN_SUCCESS: the last run may still be writing it."""
     [run_id] = conn.execute(
         "SELECT run_id FROM run_tags WHERE key = 'dagster/partition' AND value = %s", [partition_key]
     ).fetchone()
-    rows = conn.execute(
-        "SELECT dagster_event_type, min(extract(epoch FROM timestamp AT TIME ZONE 'UTC')) FROM event_logs"
-        " WHERE run_id = %s AND dagster_event_type IS NOT NULL GROUP BY dagster_event_type",
-        [run_id],
-    ).fetchall()
-    # Run events keep their old names in the table (PIPELINE_SUCCESS…): keyed by today's (RUN_SUCCESS…).
-    milestones = {DagsterEventType(kind).name: float(at) for kind, at in rows}
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while True:
+        rows = conn.execute(
+            "SELECT dagster_event_type, min(extract(epoch FROM timestamp AT TIME ZONE 'UTC')) FROM event_logs"
+            " WHERE run_id = %s AND dagster_event_type IS NOT NULL GROUP BY dagster_event_type",
+            [run_id],
+        ).fetchall()
+        # Run events keep their old names in the table (PIPELINE_SUCCESS…): keyed by today's (RUN_SUCCESS…).
+        milestones = {DagsterEventType(kind).name: float(at) for kind, at in rows}
+        if "RUN_SUCCESS" in milestones or time.monotonic() > deadline:
+            break
+        time.sleep(LOG_POLL_S)
     milestones["events"] = conn.execute("SELECT count(*) FROM event_logs WHERE run_id = %s", [run_id]).fetchone()[0]
     return milestones
 
@@ -158,7 +163,7 @@ def main() -> int:
         type=float,
         default=5,
         help="a random pause of up to this many seconds before each small push, so pushes arrive at any moment "
-        "of the sensor daemon's 5 s loop, as real ones do (back to back, they would keep one phase)",
+        "of the sensor's ticks, as real ones do (back to back, they would keep one phase)",
     )
     parser.add_argument("--pg-admin", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--own-postgres", action="store_true", help="a PostgreSQL of its own, statements counted")
@@ -168,12 +173,7 @@ def main() -> int:
     load = os.getloadavg()
     started_at = datetime.now(UTC)
     with ExitStack() as stack:
-        admin_url = args.pg_admin
-        if args.own_postgres:
-            admin_url = stack.enter_context(private_postgres()).admin_url
-        database = create_scratch_database(admin_url, "hubdaemon")
-        stack.callback(drop_database, admin_url, database)
-        database_url = with_database(admin_url, database)
+        admin_url, database, database_url = scratch_database(stack, args.pg_admin, args.own_postgres, "hubdaemon")
         admin = libpq_conninfo(admin_url)
         home = args.scratch.resolve() / f"daemon-{database[-8:]}"
         store_url = (home / "store").as_uri()

@@ -500,6 +500,15 @@ def _fmt_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in counts.items())
 
 
+def scratch_database(stack: ExitStack, pg_admin: str, own_postgres: bool, prefix: str) -> tuple[str, str, str]:
+    """A fresh database on `pg_admin`'s server (or on a PostgreSQL of its own, statements counted),
+    dropped when `stack` closes: (admin URL, database name, database URL)."""
+    admin_url = stack.enter_context(private_postgres()).admin_url if own_postgres else pg_admin
+    database = create_scratch_database(admin_url, prefix)
+    stack.callback(drop_database, admin_url, database)
+    return admin_url, database, with_database(admin_url, database)
+
+
 def code_version() -> str:
     """The commit measured, and any uncommitted change to the package (others may be editing it)."""
 

@@ -14,7 +14,6 @@ from .bundle import BundleError
 from .environment import HubEnvironment, open_instance, prepare
 from .hub import Hub, HubError, clone, push, read_object, sweep
 from .hub.repos import DEFAULT_DOMAIN, create_repo, create_token, parse_repo_name
-from .index.run import apply_pool_limits
 from .settings import quarantine_grace_s, worker_pool
 from .store import ObjectNotFound
 
@@ -26,7 +25,8 @@ def _hub(environment: HubEnvironment) -> Hub:
 
 
 def _index(environment: HubEnvironment, partition_keys: Sequence[str]) -> list[Any]:
-    from .index.run import index_partitions
+    # Dagster and the code location load only for the commands that run it (~1.5 s of imports).
+    from .index.run import apply_pool_limits, index_partitions
 
     # Dagster logs every run event to stderr, where a failed command must leave one line
     # (SPEC §9), and stdout may carry --json: the run logs go to a file (and the instance).
@@ -152,6 +152,7 @@ def _bundle_status(row: Any, repo: str | None) -> dict[str, Any]:
 
 def cmd_dev(args: argparse.Namespace, environment: HubEnvironment) -> int:
     from .devserver import run_dev
+    from .index.run import apply_pool_limits
 
     with open_instance(environment) as instance:
         apply_pool_limits(instance)

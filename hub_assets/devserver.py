@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import FrameType
 
 from .environment import REPO_ROOT, HubEnvironment
@@ -39,8 +38,11 @@ def _is_loopback(host: str) -> bool:
 def run_dev(environment: HubEnvironment, host: str, port: int, api_port: int) -> int:
     """Run `dagster dev` and the hub API until Ctrl-C or SIGTERM (or until either exits), then
     stop everything they started."""
+    # `dagster dev`, with the hub's daemon in place of Dagster's (a 0.5 s sensor loop: instance/daemon.py)
     dagster = [
-        str(Path(sys.executable).parent / "dagster"),
+        sys.executable,
+        "-m",
+        "hub_assets.instance.daemon",
         "dev",
         "--host",
         host,

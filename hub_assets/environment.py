@@ -4,15 +4,19 @@ Unset variables fall back to embedded defaults under HUB_HOME (default ./.hub): 
 the project starts itself and a file:// store. Production sets the variables instead.
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-
-import dagster as dg
+from typing import TYPE_CHECKING
 
 from .embedded_postgres import ensure_database, ensure_server, stop_server
 from .settings import DAGSTER_PG_URL, DATABASE_URL, OBJECT_STORE_URL, dagster_pg_url
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EMBEDDED_DATABASE = "hub"
@@ -57,5 +61,8 @@ def prepare() -> HubEnvironment:
 
 
 def open_instance(environment: HubEnvironment) -> dg.DagsterInstance:
-    """The instance of dagster.yaml; its storage pools connections itself (hub_assets/instance)."""
+    """The instance of dagster.yaml; its storage pools connections itself (hub_assets/instance).
+    Dagster is imported here, not above: commands that need no instance start without it."""
+    import dagster as dg
+
     return dg.DagsterInstance.from_config(str(environment.dagster_home))

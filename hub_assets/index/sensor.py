@@ -37,7 +37,7 @@ def run_tags(catalog: Catalog, partition_keys: list[str]) -> dict[str, dict[str,
     return tags
 
 
-@dg.sensor(job=index_bundle, minimum_interval_seconds=2, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(job=index_bundle, minimum_interval_seconds=1, default_status=dg.DefaultSensorStatus.RUNNING)
 def upload_sensor(
     context: dg.SensorEvaluationContext, store: ObjectStoreResource, catalog: CatalogResource
 ) -> dg.SensorResult:

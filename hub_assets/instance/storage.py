@@ -18,8 +18,11 @@ so each gets the same storage, built here:
   trip (~40 µs here, on each of ~300 checkouts a run);
 - a schema probe that found what it looked for keeps that answer for the life of the process
   (migrations add tables and columns; a probe that found nothing asks again next time);
-- tables are looked up once, on the pooled engine, instead of by each storage on a connection
-  of its own; only a database missing one of them lets the storages create what they create.
+- tables are looked up once per process and database, on the pooled engine, instead of by each
+  storage on a connection of its own; only a database missing one of them lets the storages
+  create what they create. Once per process, not per instance: the code server builds an
+  instance for every evaluation of a sensor with resources, and it is otherwise never used
+  there, so a sensor ticking every second cost a session a second for that look-up alone.
 
 - a pool slot is claimed in one transaction (upstream's row lock ends before its UPDATE, so two
   processes could take one slot: pools did not hold across Celery workers).
@@ -227,9 +230,19 @@ class PooledScheduleStorage(_OnSharedEngine, PostgresScheduleStorage):
     has_built_index = remembers_yes(PostgresScheduleStorage.has_built_index)
 
 
-def _all_tables_present(engine: sa.Engine) -> bool:
+# The databases (by URL) this process found every storage table in. Tables, once there, stay: like
+# a schema probe's yes, the answer is kept for the life of the process.
+_databases_with_all_tables: set[str] = set()
+
+
+def _all_tables_present(postgres_url: str, engine: sa.Engine) -> bool:
+    if postgres_url in _databases_with_all_tables:
+        return True
     present = set(sa.inspect(engine).get_table_names())
-    return all(present.intersection(names) for names in TABLES_CHECKED_AT_START)
+    if all(present.intersection(names) for names in TABLES_CHECKED_AT_START):
+        _databases_with_all_tables.add(postgres_url)
+        return True
+    return False
 
 
 class PooledPostgresStorage(DagsterStorage, ConfigurableClass):
@@ -253,10 +266,12 @@ class PooledPostgresStorage(DagsterStorage, ConfigurableClass):
     ) -> None:
         self._inst_data = inst_data
         self.engine = SharedEngine(postgres_url, token_provider, pool or PoolSettings())
-        create = should_autocreate_tables and not _all_tables_present(self.engine.engine)
+        create = should_autocreate_tables and not _all_tables_present(postgres_url, self.engine.engine)
         self._run_storage = PooledRunStorage(self.engine, create)
         self._event_log_storage = PooledEventLogStorage(self.engine, create)
         self._schedule_storage = PooledScheduleStorage(self.engine, create)
+        if create:  # the storages made what was missing
+            _databases_with_all_tables.add(postgres_url)
         super().__init__()
 
     @property

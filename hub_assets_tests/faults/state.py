@@ -11,9 +11,10 @@ import boto3
 import sqlalchemy as sa
 
 from hub_assets.catalog import PENDING
-from hub_assets.store import FileStore, ObjectStore, S3Store, object_key
+from hub_assets.store import FileStore, ObjectStore, object_key
 from hub_assets.store.file import TEMP_DIR
 from hub_assets.store.layout import OBJECTS
+from hub_assets.store.s3 import S3Store
 from hub_assets_tests.index.conftest import CATALOG_TABLES, HubEnv, sha256_hex
 
 # A commit a reader can fetch needs its snapshot row, and a ref and an object row for every

@@ -11,7 +11,10 @@ from sqlalchemy.engine import make_url
 
 from hub_assets.embedded_postgres import libpq_conninfo, with_database
 from hub_assets.settings import DAGSTER_PG_URL, dagster_pg_url
+from hub_assets_tests.hostile.daemon import DevHub, running_dev
 from hub_assets_tests.instance_home import InstanceHome
+
+SMALL_HISTORY_HEAD = "f3a2e612019d367ddb7daaa5304a97c0bf68020536f3b9a98da409e6fc3350a5"  # muse-small-history's main
 
 
 def open_project_instance(home: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> dg.DagsterInstance:
@@ -48,3 +51,10 @@ def database_name(pg_url: str) -> str:
     name = make_url(pg_url).database
     assert name
     return name
+
+
+@pytest.fixture
+def dev(pg_url: str, file_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DevHub]:
+    """`hub-assets dev` on the test's database and a file store."""
+    with running_dev(pg_url, file_store_url, tmp_path, monkeypatch) as hub:
+        yield hub

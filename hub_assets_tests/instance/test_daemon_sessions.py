@@ -6,19 +6,17 @@ dagster-postgres alone: ~250 for the push and run, 13-17 a second idle (issue 13
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from hub_assets.hub import push
 from hub_assets_tests.conftest import FIXTURES_DIR
-from hub_assets_tests.hostile.daemon import DevHub, running_dev
+from hub_assets_tests.hostile.daemon import DevHub
 from hub_assets_tests.pg_activity import quiet_activity
 from hub_assets_tests.polling import wait_until
 
-from .conftest import admin_conninfo, database_name
+from .conftest import SMALL_HISTORY_HEAD, admin_conninfo, database_name
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +25,6 @@ RUN_TIMEOUT_S = 120
 # Push (catalog) + run worker (instance and catalog); pooled, the run worker opens 2-3 of each.
 MAX_SESSIONS_PUSH_AND_RUN = 15
 MAX_IDLE_SESSIONS_PER_S = 0.5
-HEAD = "f3a2e612019d367ddb7daaa5304a97c0bf68020536f3b9a98da409e6fc3350a5"  # muse-small-history's main
-
-
-@pytest.fixture
-def dev(pg_url: str, file_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DevHub]:
-    with running_dev(pg_url, file_store_url, tmp_path, monkeypatch) as hub:
-        yield hub
 
 
 def test_a_daemon_launched_run_and_the_idle_daemon_open_few_sessions(dev: DevHub, pg_url: str) -> None:
@@ -46,7 +37,7 @@ def test_a_daemon_launched_run_and_the_idle_daemon_open_few_sessions(dev: DevHub
     assert idle_rate <= MAX_IDLE_SESSIONS_PER_S
 
     data = (FIXTURES_DIR / "muse-small-history.bundle").read_bytes()
-    result = push(dev.hub, "sessions", "main", data, head_commit_id=HEAD)
+    result = push(dev.hub, "sessions", "main", data, head_commit_id=SMALL_HISTORY_HEAD)
 
     def finished() -> list[dg.DagsterRun] | None:
         runs = dev.runs(result.partition_key)

@@ -74,6 +74,19 @@ def test_a_process_worth_of_storage_calls_opens_one_session(
     assert (settled_activity(admin, database) - before).sessions == 1
 
 
+def test_an_instance_built_again_in_a_process_opens_no_session_until_used(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The code server builds an instance for every tick of a sensor with resources and uses none:
+    looking the tables up again each time cost a session per tick (one a second, issue 13)."""
+    admin, database = admin_conninfo(pg_url), database_name(pg_url)
+    open_project_instance(tmp_path / "first", pg_url, monkeypatch).dispose()  # creates the tables
+    before = settled_activity(admin, database)
+    for tick in range(5):
+        open_project_instance(tmp_path / f"tick{tick}", pg_url, monkeypatch).dispose()
+    assert (settled_activity(admin, database) - before).sessions == 0
+
+
 def test_the_pool_is_bounded_by_its_settings(pg_url: str) -> None:
     storage = PooledPostgresStorage(storage_url(pg_url), pool=PoolSettings(size=1, max_overflow=1, timeout_s=1))
     engine = storage.engine.engine

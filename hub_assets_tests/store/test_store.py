@@ -18,9 +18,10 @@ from urllib.parse import urlparse
 import boto3
 import pytest
 
-from hub_assets.store import FileStore, ObjectNotFound, ObjectStore, S3Store, object_key, open_store
+from hub_assets.store import FileStore, ObjectNotFound, ObjectStore, object_key, open_store
 from hub_assets.store import s3 as s3_module
 from hub_assets.store.file import TEMP_DIR
+from hub_assets.store.s3 import S3Store
 from hub_assets_tests.faults.state import partial_writes
 
 T = TypeVar("T")
