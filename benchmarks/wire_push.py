@@ -244,7 +244,9 @@ def main() -> int:
                     scratch.close()
                 runs[mode].append(result)
                 print(
-                    f"[{repeat + 1}/{args.repeats}] {mode:6s} " + ", ".join(f"{k} {v:.2f} s" for k, v in result.items())
+                    f"[{repeat + 1}/{args.repeats}] {mode:6s} "
+                    + ", ".join(f"{k} {v:.2f} s" for k, v in result.items()),
+                    flush=True,
                 )
     finally:
         drop_database(args.pg_admin, dagster_db)
