@@ -32,6 +32,35 @@ _HISTORY = sa.text(
     """
 )
 
+# Each side walked once from all of its starts (UNION drops what is already seen), then one
+# set difference: linear in the history, whatever the number of ids the client sends.
+_REACHABLE = """
+    {name}(commit_id) AS (
+        SELECT c.commit_id FROM musehub_commits c
+        WHERE c.repo_id = :repo_id AND c.commit_id = ANY(CAST(:{name} AS text[]))
+        UNION
+        SELECT parent.commit_id
+        FROM {name}
+        JOIN musehub_commits c ON c.repo_id = :repo_id AND c.commit_id = {name}.commit_id
+        CROSS JOIN LATERAL jsonb_array_elements_text(c.parent_ids) AS parent(commit_id)
+    )"""
+
+_BETWEEN = sa.text(
+    f"""
+    WITH RECURSIVE {_REACHABLE.format(name="want")}, {_REACHABLE.format(name="have")}
+    SELECT c.* FROM musehub_commits c
+    WHERE c.repo_id = :repo_id AND c.commit_id IN (SELECT commit_id FROM want EXCEPT SELECT commit_id FROM have)
+    """
+)
+
+_PARENTS = sa.text(
+    f"""
+    WITH RECURSIVE {_REACHABLE.format(name="start")}
+    SELECT c.commit_id, c.parent_ids, c.committed_at FROM musehub_commits c JOIN start USING (commit_id)
+    WHERE c.repo_id = :repo_id
+    """
+)
+
 
 class CatalogReads:
     engine: sa.Engine
@@ -113,6 +142,59 @@ class CatalogReads:
     def history(self, repo_id: str, head: str) -> list[sa.Row]:
         """Every commit row reachable from `head` in the repo (unordered)."""
         return self._all(_HISTORY, repo_id=repo_id, head=head)
+
+    def known_commits(self, repo_id: str, commit_ids: list[str]) -> set[str]:
+        """The ids among `commit_ids` that are commits of the repo (one query, any number)."""
+        table = schema.commits
+        query = sa.select(table.c.commit_id).where(
+            table.c.repo_id == repo_id, table.c.commit_id == sa.func.any(text_array(commit_ids))
+        )
+        return {row[0] for row in self._all(query)}
+
+    def commits_between(self, repo_id: str, want: list[str], have: list[str]) -> list[sa.Row]:
+        """Every commit row reachable from `want` and not from `have` (unordered)."""
+        return self._all(_BETWEEN, repo_id=repo_id, want=want, have=have)
+
+    def ancestry(self, repo_id: str, starts: list[str]) -> list[sa.Row]:
+        """(commit_id, parent_ids, committed_at) of every commit reachable from `starts`."""
+        return self._all(_PARENTS, repo_id=repo_id, start=starts)
+
+    def commit_manifests(self, repo_id: str, commit_ids: list[str]) -> list[dict[str, str]]:
+        """The manifests of the snapshots of `commit_ids`."""
+        commits, snapshots = schema.commits, schema.snapshots
+        snapshot_ids = sa.select(commits.c.snapshot_id).where(
+            commits.c.repo_id == repo_id, commits.c.commit_id == sa.func.any(text_array(commit_ids))
+        )
+        query = sa.select(snapshots.c.manifest).where(
+            snapshots.c.repo_id == repo_id, snapshots.c.snapshot_id.in_(snapshot_ids)
+        )
+        return [row[0] for row in self._all(query)]
+
+    def servable_sizes(self, repo_id: str, object_ids: list[str]) -> dict[str, tuple[int, bool]]:
+        """object id -> (size, whether it has an inline copy) of the ids the repo may serve."""
+        refs, objects = schema.object_refs, schema.objects
+        query = (
+            sa.select(objects.c.object_id, objects.c.size_bytes, objects.c.content_cache.is_not(None))
+            .join(refs, refs.c.object_id == objects.c.object_id)
+            .where(refs.c.repo_id == repo_id, refs.c.object_id == sa.func.any(text_array(object_ids)))
+        )
+        return {object_id: (size, cached) for object_id, size, cached in self._all(query)}
+
+    def inline_contents(self, object_ids: list[str]) -> dict[str, bytes]:
+        """The inline copies (content_cache) of those of `object_ids` that have one."""
+        table = schema.objects
+        query = sa.select(table.c.object_id, table.c.content_cache).where(
+            table.c.object_id == sa.func.any(text_array(object_ids)), table.c.content_cache.is_not(None)
+        )
+        return {object_id: bytes(data) for object_id, data in self._all(query)}
+
+    def branches_at(self, repo_id: str, commit_ids: list[str]) -> dict[str, str]:
+        """name -> head of the repo's branches whose head is one of `commit_ids`."""
+        table = schema.branches
+        query = sa.select(table.c.name, table.c.head_commit_id).where(
+            table.c.repo_id == repo_id, table.c.head_commit_id == sa.func.any(text_array(commit_ids))
+        )
+        return dict(sorted((name, head) for name, head in self._all(query)))
 
     def snapshot_rows(self, repo_id: str, snapshot_ids: list[str]) -> list[sa.Row]:
         table = schema.snapshots
