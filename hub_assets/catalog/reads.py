@@ -32,35 +32,6 @@ _HISTORY = sa.text(
     """
 )
 
-# Each side walked once from all of its starts (UNION drops what is already seen), then one
-# set difference: linear in the history, whatever the number of ids the client sends.
-_REACHABLE = """
-    {name}(commit_id) AS (
-        SELECT c.commit_id FROM musehub_commits c
-        WHERE c.repo_id = :repo_id AND c.commit_id = ANY(CAST(:{name} AS text[]))
-        UNION
-        SELECT parent.commit_id
-        FROM {name}
-        JOIN musehub_commits c ON c.repo_id = :repo_id AND c.commit_id = {name}.commit_id
-        CROSS JOIN LATERAL jsonb_array_elements_text(c.parent_ids) AS parent(commit_id)
-    )"""
-
-_BETWEEN = sa.text(
-    f"""
-    WITH RECURSIVE {_REACHABLE.format(name="want")}, {_REACHABLE.format(name="have")}
-    SELECT c.* FROM musehub_commits c
-    WHERE c.repo_id = :repo_id AND c.commit_id IN (SELECT commit_id FROM want EXCEPT SELECT commit_id FROM have)
-    """
-)
-
-_PARENTS = sa.text(
-    f"""
-    WITH RECURSIVE {_REACHABLE.format(name="start")}
-    SELECT c.commit_id, c.parent_ids, c.committed_at FROM musehub_commits c JOIN start USING (commit_id)
-    WHERE c.repo_id = :repo_id
-    """
-)
-
 
 class CatalogReads:
     engine: sa.Engine
@@ -143,21 +114,20 @@ class CatalogReads:
         """Every commit row reachable from `head` in the repo (unordered)."""
         return self._all(_HISTORY, repo_id=repo_id, head=head)
 
-    def known_commits(self, repo_id: str, commit_ids: list[str]) -> set[str]:
-        """The ids among `commit_ids` that are commits of the repo (one query, any number)."""
+    def commit_parents(self, repo_id: str) -> dict[str, list[str]]:
+        """commit id -> parent ids of every commit of the repo: the whole graph in one indexed
+        scan (6 ms for 1,035 commits, where a recursive walk in SQL took 134 ms), for walks
+        in memory (hub/graph.py)."""
         table = schema.commits
-        query = sa.select(table.c.commit_id).where(
+        query = sa.select(table.c.commit_id, table.c.parent_ids).where(table.c.repo_id == repo_id)
+        return dict(self._all(query))
+
+    def commit_rows(self, repo_id: str, commit_ids: list[str]) -> list[sa.Row]:
+        table = schema.commits
+        query = sa.select(table).where(
             table.c.repo_id == repo_id, table.c.commit_id == sa.func.any(text_array(commit_ids))
         )
-        return {row[0] for row in self._all(query)}
-
-    def commits_between(self, repo_id: str, want: list[str], have: list[str]) -> list[sa.Row]:
-        """Every commit row reachable from `want` and not from `have` (unordered)."""
-        return self._all(_BETWEEN, repo_id=repo_id, want=want, have=have)
-
-    def ancestry(self, repo_id: str, starts: list[str]) -> list[sa.Row]:
-        """(commit_id, parent_ids, committed_at) of every commit reachable from `starts`."""
-        return self._all(_PARENTS, repo_id=repo_id, start=starts)
+        return self._all(query)
 
     def commit_manifests(self, repo_id: str, commit_ids: list[str]) -> list[dict[str, str]]:
         """The manifests of the snapshots of `commit_ids`."""

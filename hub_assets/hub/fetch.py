@@ -51,16 +51,12 @@ def negotiate(hub: Hub, repo_id: str, want: list[str], have: list[str]) -> Negot
     older commits until `ready`; at the end it sends every commit it has)."""
     check_names(repo_id)
     want, have = commit_ids(want, "want"), commit_ids(have, "have")
-    check_wanted(hub, repo_id, want)
-    known = hub.catalog.known_commits(repo_id, have)
-    ack = list(dict.fromkeys(commit_id for commit_id in have if commit_id in known))
-    if not ack:
-        return Negotiation(ack=[], common_base=None, ready=False)
-    rows = hub.catalog.ancestry(repo_id, [*want, *ack])
-    parents = {row.commit_id: row.parent_ids for row in rows}
-    newest = {row.commit_id: (row.committed_at, row.commit_id) for row in rows}
-    bases = graph.merge_bases(parents, want, ack)
-    common_base = max(bases, key=newest.__getitem__) if bases else None
+    parents = wanted_graph(hub, repo_id, want)
+    ack = list(dict.fromkeys(commit_id for commit_id in have if commit_id in parents))
+    bases = sorted(graph.merge_bases(parents, want, ack))
+    if len(bases) > 1:  # a criss-cross merge: the newest base is the best to build on
+        bases = [max(hub.catalog.commit_rows(repo_id, bases), key=lambda r: (r.committed_at, r.commit_id)).commit_id]
+    common_base = bases[0] if bases else None
     return Negotiation(ack=ack, common_base=common_base, ready=common_base is not None)
 
 
@@ -74,11 +70,11 @@ def fetch_pack(hub: Hub, repo_id: str, want: list[str], have: list[str], *, max_
     The body's size is known before any object is read: over `max_bytes`, PackTooLarge."""
     check_names(repo_id)
     want, have = commit_ids(want, "want"), commit_ids(have, "have")
-    check_wanted(hub, repo_id, want)
-    rows = sorted(hub.catalog.commits_between(repo_id, want, have), key=lambda r: (r.committed_at, r.commit_id))
+    parents = wanted_graph(hub, repo_id, want)
+    sent = graph.ancestors(parents, want) - graph.ancestors(parents, have)
+    rows = sorted(hub.catalog.commit_rows(repo_id, sorted(sent)), key=lambda r: (r.committed_at, r.commit_id))
     commits = order_commits([commit_record(row) for row in rows])
-    parents = {c.commit_id: c.parent_ids for c in commits}
-    held = hub.catalog.commit_manifests(repo_id, sorted(graph.boundary(parents, set(parents))))
+    held = hub.catalog.commit_manifests(repo_id, sorted(graph.boundary(parents, sent)))
     snapshots = sorted(
         hub.catalog.snapshot_rows(repo_id, sorted({c.snapshot_id for c in commits})), key=lambda r: r.snapshot_id
     )
@@ -124,12 +120,14 @@ def commit_ids(values: Any, field: str) -> list[str]:
     return values
 
 
-def check_wanted(hub: Hub, repo_id: str, want: list[str]) -> None:
+def wanted_graph(hub: Hub, repo_id: str, want: list[str]) -> dict[str, list[str]]:
+    """The repo's commit graph, once every wanted commit is known to be in it."""
     if not want:
         raise HubError("want must name at least one commit")
-    known = hub.catalog.known_commits(repo_id, want)
-    if missing := [commit_id for commit_id in want if commit_id not in known]:
+    parents = hub.catalog.commit_parents(repo_id)
+    if missing := [commit_id for commit_id in want if commit_id not in parents]:
         raise NotFound(f"commit {missing[0]} not found in repo {repo_id}")
+    return parents
 
 
 def commit_record(row: Any) -> CommitRecord:
