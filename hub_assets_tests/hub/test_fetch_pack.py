@@ -17,6 +17,8 @@ import pytest
 
 from hub_assets.bundle import Bundle
 from hub_assets.hub import Hub, HubError, Negotiation, NotFound, PackTooLarge, fetch_pack, negotiate
+from hub_assets.hub.fetch import read_objects
+from hub_assets.store import object_key
 
 from ..bundle.builders import (
     build_history,
@@ -321,3 +323,22 @@ def test_a_pack_over_the_cap_is_refused_naming_its_size(merge_history: MergeHist
     with pytest.raises(PackTooLarge, match=rf"is {exact} bytes, over the {exact - 1}-byte limit$") as refused:
         fetch_pack(repo.hub, repo.repo_id, [h.merge], [], max_bytes=exact - 1)
     assert isinstance(refused.value, HubError)
+
+
+def test_an_object_promoted_while_the_pack_is_read_comes_from_the_store(file_hub: Hub) -> None:
+    repo = CatalogRepo(file_hub, "repo-race")
+    repo.commit({"a.txt": b"promoted meanwhile\n"})
+    [(object_id, data)] = repo.contents.items()
+    # What an index run does between the pack's size query (inline then) and its reads.
+    file_hub.store.put(object_key(object_id), data)
+    file_hub.catalog.add_stored_objects([(object_id, len(data), file_hub.store.uri_for(object_key(object_id)))])
+    assert read_objects(file_hub, "repo-race", [object_id], [object_id]) == {object_id: data}
+
+
+def test_an_object_missing_from_the_store_refuses_the_pack_in_one_line(file_hub: Hub) -> None:
+    repo = CatalogRepo(file_hub, "repo-lost")
+    head = repo.commit({"a.txt": b"row promoted, bytes lost\n"})
+    [(object_id, data)] = repo.contents.items()
+    file_hub.catalog.add_stored_objects([(object_id, len(data), file_hub.store.uri_for(object_key(object_id)))])
+    with pytest.raises(HubError, match=rf"^an object of repo repo-lost is missing from the store: .*{object_id[2:]}"):
+        fetch_pack(file_hub, "repo-lost", [head], [], max_bytes=UNCAPPED)
