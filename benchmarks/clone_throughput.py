@@ -26,9 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import msgpack
-from run import HERE, WORK, S3rver, append_section, code_version, ensure_bundle, machine
+from run import HERE, WORK, append_section, code_version, ensure_bundle, machine, scratch_hub
 
-from hub_assets.embedded_postgres import create_scratch_database, drop_database, with_database
 from hub_assets.hub import Hub, fetch_pack, push
 from hub_assets.settings import DATABASE_URL, OBJECT_STORE_URL
 
@@ -82,28 +81,16 @@ def main() -> int:
     load = os.getloadavg()
     rows, s3_version = [], None
     for store in args.stores.split(","):
-        database = create_scratch_database(args.pg_admin, "hubclone")
-        database_url = with_database(args.pg_admin, database)
-        s3 = S3rver(args.scratch) if store == "s3" else None
-        try:
-            if s3:
-                s3_version = s3.version()
-                os.environ.update(s3.env)
-                s3.client.create_bucket(Bucket=f"clone-{database[-8:]}")
-                store_url = f"s3://clone-{database[-8:]}/hub"
-            else:
-                store_url = (args.scratch.resolve() / "clone-store" / database).as_uri()
-            hub = Hub.connect(database_url, store_url)
+        with scratch_hub(store, args.pg_admin, args.scratch, "hubclone") as target:
+            s3_version = target.s3_version or s3_version
+            hub = Hub.connect(target.database_url, target.store_url)
             try:
                 result = push(hub, REPO_ID, "main", data, head_commit_id=head)
-                index(result.partition_key, database_url, store_url, args.scratch.resolve() / "clone-home" / database)
+                home = args.scratch.resolve() / "clone-home" / target.database_url.rsplit("/", 1)[1]
+                index(result.partition_key, target.database_url, target.store_url, home)
                 runs = measure(hub, bundle.path, head, args.repeats)
             finally:
                 hub.close()
-        finally:
-            if s3:
-                s3.stop()
-            drop_database(args.pg_admin, database)
         median = {mode: statistics.median(seconds for seconds, _ in timings) for mode, timings in runs.items()}
         size = {mode: timings[0][1] for mode, timings in runs.items()}
         rate = {mode: size[mode] / median[mode] / 1e6 for mode in runs}
