@@ -1,7 +1,7 @@
 """Records -> a Muse PackBundle's wire bytes (what fetch and clone answer), with its exact size
 known before any object's bytes are read."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -61,21 +61,25 @@ class PackHead:
     def size(self) -> int:
         return len(self.prefix) + sum(object_entry_size(i, n) for i, n in self.object_sizes.items())
 
-    def encode(self, contents: Mapping[str, bytes]) -> bytes:
-        """The body, with `contents` (object id -> bytes, one for each of `object_sizes`)."""
+    def encode(self, contents: dict[str, bytes]) -> bytes:
+        """The body, with `contents` (object id -> bytes, one for each of `object_sizes`), which
+        it empties as it goes: each object's bytes are dropped once packed, so the body is
+        built beside about one copy of the objects, not two."""
         packer = msgpack.Packer(use_bin_type=True)
         parts = [self.prefix]
         for object_id in self.object_sizes:
-            parts.append(packer.pack({"object_id": object_id, "content": contents[object_id]}))
+            parts.append(packer.pack({"object_id": object_id, "content": contents.pop(object_id)}))
         return b"".join(parts)
 
 
 def pack_head(
     commits: Iterable[CommitRecord],
-    snapshots: Iterable[dict[str, Any]],
+    snapshots: Sequence[tuple[str, Manifest, datetime]],
     object_sizes: dict[str, int],
     branch_heads: dict[str, str],
 ) -> PackHead:
+    """`snapshots` as (id, full manifest, created_at), each made a snapshot dict only while it is
+    packed (the sorted copies of large manifests are not all held at once)."""
     packer = msgpack.Packer(use_bin_type=True)
     prefix = b"".join(
         [
@@ -83,7 +87,8 @@ def pack_head(
             packer.pack("commits"),
             packer.pack([commit_dict(c) for c in commits]),
             packer.pack("snapshots"),
-            packer.pack(list(snapshots)),
+            packer.pack_array_header(len(snapshots)),
+            *(packer.pack(snapshot_dict(*snapshot)) for snapshot in snapshots),
             packer.pack("branch_heads"),
             packer.pack(branch_heads),
             packer.pack("objects"),

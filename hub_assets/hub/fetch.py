@@ -5,7 +5,7 @@ from typing import Any
 
 from .. import settings
 from ..bundle.commits import order_commits
-from ..bundle.encode import pack_head, snapshot_dict
+from ..bundle.encode import pack_head
 from ..bundle.identity import is_hex_id
 from ..bundle.records import CommitRecord
 from ..catalog import PENDING
@@ -85,7 +85,7 @@ def fetch_pack(hub: Hub, repo_id: str, want: list[str], have: list[str], *, max_
         raise HubError(f"{len(unservable)} object(s) of repo {repo_id} cannot be served, e.g. {unservable[0]}")
     head = pack_head(
         commits,
-        (snapshot_dict(s.snapshot_id, s.manifest, s.created_at) for s in snapshots),
+        [(s.snapshot_id, s.manifest, s.created_at) for s in snapshots],
         {object_id: sizes[object_id][0] for object_id in object_ids},
         hub.catalog.branches_at(repo_id, want),
     )

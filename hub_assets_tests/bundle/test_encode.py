@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import msgpack
 import pytest
 
-from hub_assets.bundle.encode import commit_dict, object_entry_size, pack_head, snapshot_dict
+from hub_assets.bundle.encode import commit_dict, object_entry_size, pack_head
 
 from .builders import decode_dict, fake_id, full_snapshot, make_bundle, make_commit, sha256_hex
 
@@ -32,11 +32,11 @@ def test_the_head_size_is_the_body_size_and_the_body_a_pack_bundle() -> None:
 
     head = pack_head(
         [record],
-        [snapshot_dict(snapshot["snapshot_id"], manifest, created)],
+        [(snapshot["snapshot_id"], manifest, created)],
         {object_id: len(data) for object_id, data in sorted(contents.items())},
         {"main": commit["commit_id"]},
     )
-    body = head.encode(contents)
+    body = head.encode(dict(contents))
 
     assert head.size == len(body)
     assert msgpack.unpackb(body) == {
