@@ -9,7 +9,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -32,16 +31,10 @@ from ..bundle.builders import (
     timestamp,
 )
 from .conftest import Indexer
-from .helpers import push_new
+from .helpers import bundle_statuses, push_new
+from .test_thin_push import REPO, recorded, register_recorded, replay
 
-MWP = Path(__file__).parents[1] / "fixtures" / "mwp"
-REPO = "f9fc58c6-4e88-419e-b3d3-9a55b08f0df1"
 UNCAPPED = sys.maxsize
-
-
-def recorded(name: str) -> dict[str, Any]:
-    """One request body the real client sent (fixtures/mwp, recorded from muse 0.1.5)."""
-    return msgpack.unpackb((MWP / f"{name}.msgpack").read_bytes())
 
 
 def fetched(hub: Hub, repo_id: str, want: list[str], have: list[str]) -> dict[str, Any]:
@@ -94,6 +87,27 @@ def test_the_clients_history_round_trips_byte_for_byte(hub: Hub, index: Indexer)
     assert commit_ids(fetched(hub, REPO, [head], [])) == [
         c["commit_id"] for c in sent["commits"][::-1] + more["commits"]
     ]
+
+
+def test_the_clients_thin_pushes_are_fetched_as_it_asks_before_any_index_run(hub: Hub) -> None:
+    """The session as the client runs it over HTTP: objects, then a thin push, then the exact
+    `/fetch` and `/negotiate` bodies it sent; nothing indexed yet (objects inline or stored)."""
+    first = register_recorded(hub, "04-post-push-objects")
+    sent = replay(hub, "05-post-push").head_commit_id
+    clone_request = recorded("07-post-fetch")
+    cloned = fetched(hub, REPO, clone_request["want"], clone_request["have"])
+    assert cloned["commits"] == recorded("05-post-push")["bundle"]["commits"][::-1]
+    assert contents(cloned) == first
+
+    second = register_recorded(hub, "11-post-push-objects")
+    replay(hub, "12-post-push")
+    round_ = recorded("14-post-negotiate")
+    assert negotiate(hub, REPO, round_["want"], round_["have"]) == Negotiation(round_["have"], sent, True)
+    pull_request = recorded("15-post-fetch")
+    pulled = fetched(hub, REPO, pull_request["want"], pull_request["have"])
+    assert pulled["commits"] == recorded("12-post-push")["bundle"]["commits"]
+    assert contents(pulled) == second
+    assert bundle_statuses(hub, REPO) and set(bundle_statuses(hub, REPO).values()) == {"pushed"}
 
 
 # --- histories written through the Catalog --------------------------------------------------------
