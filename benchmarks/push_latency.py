@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from baseline import run_baseline
-from run import HERE, PYTHON, WORK, S3rver, append_section, code_version, ensure_bundle, machine, percentile
+from run import HERE, PYTHON, WORK, append_section, code_version, ensure_bundle, machine, percentile, scratch_hub
 
 from hub_assets.embedded_postgres import create_scratch_database, drop_database, with_database
 from hub_assets.hub import Hub, push, read_object
@@ -166,18 +166,9 @@ def main() -> int:
     rows = []
     s3_version = None
     for store in [name for name in args.stores.split(",") if name]:
-        database = create_scratch_database(args.pg_admin, "hubpush")
-        database_url = with_database(args.pg_admin, database)
-        s3 = S3rver(args.scratch) if store == "s3" else None
-        try:
-            if s3:
-                s3_version = s3.version()
-                os.environ.update(s3.env)
-                bucket = f"push-{database[-8:]}"
-                s3.client.create_bucket(Bucket=bucket)
-                store_url = f"s3://{bucket}/hub"
-            else:
-                store_url = (args.scratch.resolve() / "push-store" / database).as_uri()
+        with scratch_hub(store, args.pg_admin, args.scratch, "hubpush") as target:
+            s3_version = target.s3_version or s3_version
+            database_url, store_url = target.database_url, target.store_url
             hub = Hub.connect(database_url, store_url)
             try:
                 for label, shaped in bundles.items():
@@ -194,10 +185,6 @@ def main() -> int:
                     print(rows[-1], flush=True)
             finally:
                 hub.close()
-        finally:
-            if s3:
-                s3.stop()
-            drop_database(args.pg_admin, database)
     scales = [float(scale) for scale in args.large.split(",") if scale]
     large = measure_large(scales, args.large_repeats, args.scratch, args.pg_admin) if scales else []
     header = [

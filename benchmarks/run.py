@@ -25,7 +25,8 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,6 +137,34 @@ class S3rver:
             self.process.wait()
         self.log.close()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class ScratchHub:
+    database_url: str
+    store_url: str
+    s3_version: str | None  # the s3rver serving `store_url`, when it is an S3 store
+
+
+@contextmanager
+def scratch_hub(store: str, admin_url: str, scratch: Path, name: str) -> Iterator[ScratchHub]:
+    """A fresh catalog database and a fresh store (`file` under `scratch`, or `s3` on an s3rver of
+    its own, its variables exported), both dropped afterwards."""
+    database = create_scratch_database(admin_url, name)
+    s3 = S3rver(scratch) if store == "s3" else None
+    try:
+        if s3:
+            os.environ.update(s3.env)
+            bucket = f"{name}-{database[-8:]}"
+            s3.client.create_bucket(Bucket=bucket)
+            yield ScratchHub(with_database(admin_url, database), f"s3://{bucket}/hub", s3.version())
+        else:
+            store_url = (scratch.resolve() / f"{name}-store" / database).as_uri()
+            yield ScratchHub(with_database(admin_url, database), store_url, None)
+    finally:
+        if s3:
+            s3.stop()
+        drop_database(admin_url, database)
 
 
 # --------------------------------------------------------------------------- bundles

@@ -2,7 +2,7 @@
 
 from .clone import clone
 from .context import BranchConflict, BundleRefused, Hub, HubError, NotFastForward, NotFound
-from .fetch import read_object
+from .fetch import Negotiation, PackTooLarge, fetch_pack, negotiate, read_object
 from .heads import choose_head, descends_from
 from .push import PushResult, push
 from .stream import Uploaded, upload_objects
@@ -14,8 +14,10 @@ __all__ = [
     "BundleRefused",
     "Hub",
     "HubError",
+    "Negotiation",
     "NotFastForward",
     "NotFound",
+    "PackTooLarge",
     "PushResult",
     "SweepReport",
     "ThinPushResult",
@@ -23,6 +25,8 @@ __all__ = [
     "choose_head",
     "clone",
     "descends_from",
+    "fetch_pack",
+    "negotiate",
     "push",
     "read_object",
     "sweep",

@@ -2,7 +2,7 @@
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -99,6 +99,15 @@ class ObjectStore(ABC):
     def get(self, key: str) -> bytes:
         with self.open(key) as stream:
             return stream.read()
+
+    def get_many(self, keys: Sequence[str], in_flight: int) -> dict[str, bytes]:
+        """key -> bytes of every key, up to `in_flight` reads at once (a network store's reads
+        are round trips); raises ObjectNotFound for the first missing key."""
+        workers = max(1, min(in_flight, self.max_parallel_puts, len(keys)))
+        if workers == 1:
+            return {key: self.get(key) for key in keys}
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="get") as pool:
+            return dict(zip(keys, pool.map(self.get, keys), strict=True))
 
     def put_many(self, items: Iterable[tuple[str, Callable[[], bytes]]], in_flight: int) -> int:
         """Put every (key, bytes producer) with up to `in_flight` puts at once; the bytes are

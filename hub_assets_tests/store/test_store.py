@@ -415,3 +415,20 @@ def test_s3_store_without_prefix_and_with_slashes(s3_store_url: str) -> None:
     raw = boto3.client("s3").list_objects_v2(Bucket=bucket)
     assert sorted(item["Key"] for item in raw["Contents"]) == ["deep/prefix/k", "top/key"]
     store.close()
+
+
+@pytest.mark.parametrize("in_flight", [1, 8])
+def test_get_many_is_byte_exact_in_key_order(store: ObjectStore, in_flight: int) -> None:
+    keys = [f"many/{i:03d}" for i in range(60)]
+    for key in keys:
+        store.put(key, key.encode() * 1000)
+    assert list(store.get_many(list(reversed(keys)), in_flight=in_flight).items()) == [
+        (key, key.encode() * 1000) for key in reversed(keys)
+    ]
+    assert store.get_many([], in_flight=in_flight) == {}
+
+
+def test_get_many_of_a_missing_key_names_it(store: ObjectStore) -> None:
+    store.put("many/here", b"x")
+    with pytest.raises(ObjectNotFound, match="many/gone"):
+        store.get_many(["many/here", "many/gone"], in_flight=4)

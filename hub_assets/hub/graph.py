@@ -1,0 +1,43 @@
+"""Commit-graph answers of fetch and negotiate, over parent maps the catalog hands in; no I/O.
+
+A parent map is `{commit_id: parent_ids}`; a parent missing from the map is taken as outside the
+part of the graph that matters (the walk stops there)."""
+
+from collections.abc import Iterable, Mapping, Sequence
+
+ParentMap = Mapping[str, Sequence[str]]
+
+
+def ancestors(parents: ParentMap, starts: Iterable[str]) -> set[str]:
+    """`starts` (those in the map) and every commit reachable from them through parents."""
+    seen: set[str] = set()
+    pending = [commit_id for commit_id in starts if commit_id in parents]
+    while pending:
+        commit_id = pending.pop()
+        if commit_id in seen:
+            continue
+        seen.add(commit_id)
+        pending.extend(parent for parent in parents[commit_id] if parent in parents and parent not in seen)
+    return seen
+
+
+def merge_bases(parents: ParentMap, left: Iterable[str], right: Iterable[str]) -> set[str]:
+    """The best common ancestors of `left` and `right`: the commits reachable from both that are
+    not an ancestor of another such commit (a criss-cross merge has several). Linear in the map."""
+    common = ancestors(parents, left) & ancestors(parents, right)
+    below = ancestors(parents, (parent for commit_id in common for parent in parents[commit_id]))
+    return common - below
+
+
+def boundary(parents: ParentMap, sent: set[str]) -> set[str]:
+    """The parents of `sent` commits that are not sent: the commits the receiver already holds
+    and builds on."""
+    return {parent for commit_id in sent for parent in parents[commit_id] if parent not in sent}
+
+
+def objects_to_send(
+    sent_manifests: Iterable[Mapping[str, str]], held_manifests: Iterable[Mapping[str, str]]
+) -> set[str]:
+    """The object ids the `sent` snapshots name that none of the `held` ones does."""
+    named = {object_id for manifest in sent_manifests for object_id in manifest.values()}
+    return named.difference(*(manifest.values() for manifest in held_manifests))
