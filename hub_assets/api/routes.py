@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from ..catalog import RepoRow
 from ..hub import BranchConflict, HubError
+from ..hub import fetch as hub_fetch  # module: the route handlers below share its functions' names
 from ..hub.presigned import claim_presigned, presign_uploads
 from ..hub.repos import DEFAULT_DOMAIN, find_repo, repo_for_write, settle_domain
 from ..hub.stream import upload_objects, verify_objects
@@ -114,9 +115,7 @@ async def negotiate(call: Call) -> Response:
 
     def answer() -> dict:
         repo = _existing_repo(call)
-        from ..hub.fetch import negotiate
-
-        result = negotiate(call.hub, repo.repo_id, want, have)
+        result = hub_fetch.negotiate(call.hub, repo.repo_id, want, have)
         return {"ack": result.ack, "common_base": result.common_base, "ready": result.ready}
 
     return msgpack_response(await call.run(answer))
@@ -128,9 +127,7 @@ async def fetch(call: Call) -> Response:
 
     def pack() -> bytes:
         repo = _existing_repo(call)
-        from ..hub.fetch import fetch_pack
-
-        return fetch_pack(call.hub, repo.repo_id, want, have, max_bytes=call.limits.max_response_bytes)
+        return hub_fetch.fetch_pack(call.hub, repo.repo_id, want, have, max_bytes=call.limits.max_response_bytes)
 
     return Response(await call.run(pack), media_type=MSGPACK)
 

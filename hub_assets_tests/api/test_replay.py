@@ -14,7 +14,6 @@ from hub_assets.hub.repos import find_repo
 from hub_assets.store import object_key, upload_key
 from hub_assets_tests.hub.conftest import Indexer
 
-from .availability import needs_fetch
 from .conftest import ApiServer, Reply
 from .recorded import Recorded, recorded_objects, recorded_session
 
@@ -31,7 +30,6 @@ def pack_of(reply: Reply) -> dict[str, Any]:
     return msgpack.unpackb(reply.raw, raw=False)
 
 
-@needs_fetch
 def test_recorded_session_replays_to_the_same_answers_and_indexes(file_api: ApiServer, file_index: Indexer) -> None:
     token = file_api.token("alice")
     uploaded: dict[str, bytes] = {}
