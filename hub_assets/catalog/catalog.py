@@ -1,7 +1,7 @@
 """The catalog: every read and write of the index and of the hub's sync paths."""
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -198,12 +198,13 @@ class Catalog(RepoCatalog):
         with self.engine.begin() as conn:
             _record_bundle(conn, repo_id, bundle_key, size_bytes, branch, {})
 
-    def accept_push(self, push: AcceptedPush) -> bool:
+    def accept_push(self, push: AcceptedPush, before_commit: Callable[[], None] = lambda: None) -> bool:
         """A push's commit point, one transaction: the branch's compare-and-swap, the inline
         objects and their refs, the snapshot and commit rows a thin push brings, and the
         bundle's record (with `pending_upload`, the key its bytes wait under until they are
         published to the upload prefix). False, and nothing written, when the compare-and-swap
-        fails."""
+        fails. `before_commit` runs last inside the transaction (a write the commit must not
+        precede, still under way); if it raises, nothing is written."""
         with self.engine.begin() as conn:
             if not _move_branch(conn, push.repo_id, push.branch, push.head, push.expected_old_head, push.force):
                 return False
@@ -220,6 +221,7 @@ class Catalog(RepoCatalog):
                 self._add_commits(conn, push.repo_id, push.commits)
             stats = {PENDING_UPLOAD: push.pending_upload} if push.pending_upload else {}
             _record_bundle(conn, push.repo_id, push.bundle_key, push.size_bytes, push.branch, stats)
+            before_commit()
         return True
 
     def pending_uploads(self) -> list[sa.Row]:

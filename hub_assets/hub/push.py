@@ -8,11 +8,14 @@ Where the bytes of a push are, and what a kill (SIGKILL, a lost machine) at each
 1. Validate: the stream goes through the decoder into a partial write of
    `quarantine/<repo>/<random>`, then that key is committed. Killed here: nothing visible; `sweep`
    discards the partial write or quarantine key once it is older than the grace period.
+   A bundle of at most `inline_bundle_max_bytes` is held in memory, and its quarantine key is
+   committed on a thread while step 2 runs; the transaction waits for it before committing.
 2. The commit point, `Catalog.accept_push` (one transaction): branch moved, inline rows, bundle row
    `pushed` with `pending_upload` = the quarantine key. Killed after it: an accepted push whose
    upload is not published yet, which `sweep` publishes.
-3. Publish: the bytes under `uploads/<repo>/<bundle_key>` (write-once link or copy),
-   `pending_upload` cleared, the quarantine key removed. Killed here: as after 2.
+3. Publish: the bytes under `uploads/<repo>/<bundle_key>` (write-once link or copy), then at
+   once `pending_upload` cleared and the quarantine key removed. Killed here: as after 2 (a
+   sweep that finds the quarantine key gone finds the upload).
 
 The other order (upload first, then the transaction) would let the sensor index a push that then
 loses its compare-and-swap, and a kill between the two would leave an upload no branch names.
@@ -23,6 +26,7 @@ through the same `accept_landed`.
 import io
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
 from typing import IO, TypeVar
@@ -30,7 +34,7 @@ from typing import IO, TypeVar
 from ..bundle import Bundle, BundleError, decode_bundle, decoded_bytes
 from ..bundle.identity import branch_name_problem, is_hex_id, is_repo_id
 from ..catalog import AcceptedPush
-from ..store import ObjectNotFound, partition_key, quarantine_key, refused_key, upload_key
+from ..store import KeyWriter, ObjectNotFound, partition_key, quarantine_key, refused_key, upload_key
 from .context import BranchConflict, BundleRefused, Hub, HubError, NotFastForward
 from .heads import choose_head, descends_from
 
@@ -104,15 +108,45 @@ def push(
             raise HubError("push needs the bundle bytes or the 64-hex key of an upload")
         return _push_uploaded(hub, repo_id, bundle_key, accept)
     source = io.BytesIO(bundle) if isinstance(bundle, bytes) else bundle
-    with hub.store.writer(quarantine_key(repo_id)) as landing:
+    landing = hub.store.writer(quarantine_key(repo_id))
+    with landing:
         decoded, small = _validate(hub, repo_id, _Tee(source, landing.write), bundle_key)
-        landing.commit()
+    if small:
+        return _accept_small(hub, repo_id, decoded, landing, accept)
+    landing.commit()
     return accept_landed(
-        hub, repo_id, decoded.bundle_key, landing.key, lambda pending: accept(decoded, small, pending_upload=pending)
+        hub, repo_id, decoded.bundle_key, landing.key, lambda pending: accept(decoded, False, pending_upload=pending)
     )
 
 
-def accept_landed(hub: Hub, repo_id: str, bundle_key: str, landed: str, accept: Callable[[str], Accepted]) -> Accepted:
+def _accept_small(
+    hub: Hub, repo_id: str, decoded: Bundle, landing: KeyWriter, accept: partial[PushResult]
+) -> PushResult:
+    """Steps 2 and 3 for a bundle held in memory, its quarantine write committed on a thread of
+    its own meanwhile: the commit point's transaction waits for it before committing, so the
+    key it names holds the bytes whenever the push is accepted (S3: the PUT of a few MB takes
+    about as long as the transaction, which now runs alongside)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="landing") as pool:
+        committing = pool.submit(landing.commit)
+
+        def accept_after_landing(pending: str) -> PushResult:
+            try:
+                return accept(decoded, True, pending_upload=pending, before_commit=committing.result)
+            except BaseException:
+                wait([committing])  # a refused push's key is removed only once it is written
+                landing.abort()
+                raise
+
+        return accept_landed(hub, repo_id, decoded.bundle_key, landing.key, accept_after_landing)
+
+
+def accept_landed(
+    hub: Hub,
+    repo_id: str,
+    bundle_key: str,
+    landed: str,
+    accept: Callable[[str], Accepted],
+) -> Accepted:
     """Steps 2 and 3 for bytes committed under the quarantine key `landed`: the commit point
     (`accept`, handed `landed` as the pending upload), then publishing. Refused at the commit
     point, the push leaves nothing: its quarantine key goes too."""
@@ -177,8 +211,9 @@ def _accept(
     expected_old_head: str | None,
     force: bool,
     pending_upload: str | None,
+    before_commit: Callable[[], None] = lambda: None,
 ) -> PushResult:
-    """The head checks, then the commit point."""
+    """The head checks, then the commit point (`before_commit`: see Catalog.accept_push)."""
     commits = decoded.commits
     pushed = partition_key(repo_id, decoded.bundle_key)
     try:
@@ -212,7 +247,7 @@ def _accept(
         inline_objects=inline,
         pending_upload=pending_upload,
     )
-    if not hub.catalog.accept_push(accepted):
+    if not hub.catalog.accept_push(accepted, before_commit):
         _check_branch_at(hub, repo_id, branch, expected_old_head)
         raise BranchConflict(f"branch {branch!r} of {repo_id} moved while the push was validated")
     return PushResult(repo_id, branch, decoded.bundle_key, pushed, head, len(inline))
@@ -228,7 +263,9 @@ def _check_branch_at(hub: Hub, repo_id: str, branch: str, expected: str | None) 
 
 def publish_upload(hub: Hub, repo_id: str, bundle_key: str, pending: str) -> None:
     """An accepted push's bytes, from `pending` to the upload prefix (write-once), then `pending`
-    removed. Safe to run twice and concurrently: by the push and by a sweep."""
+    removed while the catalog stops naming it. Safe
+    to run twice and concurrently: by the push and by a sweep, and in any order once published
+    (a sweep that finds `pending` gone finds the upload)."""
     upload = upload_key(partition_key(repo_id, bundle_key))
     try:
         hub.store.publish(pending, upload)
@@ -236,8 +273,10 @@ def publish_upload(hub: Hub, repo_id: str, bundle_key: str, pending: str) -> Non
         if not hub.store.exists(upload):
             raise
         # Another publisher (a sweep) got there first and removed `pending`.
-    hub.catalog.upload_published(repo_id, bundle_key)
-    hub.store.delete(pending)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="unlanding") as pool:
+        removed = pool.submit(hub.store.delete, pending)
+        hub.catalog.upload_published(repo_id, bundle_key)
+        removed.result()
 
 
 def _read_small(stream: IO[bytes], limit: int) -> tuple[bool, IO[bytes]]:

@@ -7,10 +7,11 @@ from functools import partial
 import pytest
 
 from hub_assets.hub import BranchConflict, BundleRefused, Hub, HubError, NotFastForward, PushResult, push
-from hub_assets.store import object_key, partition_key, refused_key, upload_key
+from hub_assets.store import KeyWriter, object_key, partition_key, refused_key, upload_key
 from hub_assets.store.layout import QUARANTINE, UPLOADS
 
 from ..bundle.builders import build_history, fake_id, sha256_hex
+from ..faults.state import partial_writes
 from .conftest import Indexer
 from .helpers import at_once, bundle_statuses, load_fixture, object_rows, one_commit_bundle, push_new
 
@@ -171,3 +172,48 @@ def test_bad_names_are_refused_before_anything_is_written(
     with pytest.raises(HubError, match=reason):
         push(file_hub, repo_id, branch, data, head_commit_id=head)
     assert list(file_hub.store.list("uploads/")) == []
+
+
+def nothing_visible(hub: Hub, branch: str = "main") -> bool:
+    """No branch, bundle row, upload, quarantine key or unfinished write of a push."""
+    return (
+        hub.catalog.branch_head(REPO, branch) is None
+        and bundle_statuses(hub, REPO) == {}
+        and uploads(hub) == []
+        and list(hub.store.list(QUARANTINE)) == []
+        and partial_writes(hub.store, QUARANTINE) == 0
+    )
+
+
+@pytest.mark.parametrize("store_url", ["file", "s3"], indirect=True)
+def test_a_small_push_refused_while_its_quarantine_write_is_under_way_leaves_nothing(hub: Hub) -> None:
+    """A small bundle's quarantine write runs alongside the commit point; refused there, the
+    push removes the key only once it is written, so none is left behind."""
+    data, head = one_commit_bundle({"a.txt": b"a"})
+    with pytest.raises(HubError, match="is a commit of neither the bundle nor repo"):
+        push(hub, REPO, "main", data, head_commit_id=fake_id("unknown"))
+    assert nothing_visible(hub)
+    assert push(hub, REPO, "main", data, head_commit_id=head).head_commit_id == head
+    assert list(hub.store.list(QUARANTINE)) == [] and len(uploads(hub)) == 1
+
+
+@pytest.mark.parametrize("store_url", ["file", "s3"], indirect=True)
+def test_a_small_push_whose_quarantine_write_fails_is_not_accepted(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit point waits for the quarantine write: if it fails, the transaction rolls back."""
+    data, head = one_commit_bundle({"a.txt": b"a"})
+    writer = hub.store.writer
+
+    def failing_writer(key: str) -> KeyWriter:
+        landing = writer(key)
+
+        def commit() -> None:
+            raise OSError(f"store refused {key}")
+
+        monkeypatch.setattr(landing, "commit", commit)
+        return landing
+
+    monkeypatch.setattr(hub.store, "writer", failing_writer)
+    with pytest.raises(OSError, match="store refused"):
+        push(hub, REPO, "main", data, head_commit_id=head)
+    assert nothing_visible(hub)
+    assert object_rows(hub, [sha256_hex(b"a")]) == {}

@@ -32,6 +32,7 @@ DRIVER = "hub_assets_tests.hub.push_driver"
 REPO = "crash-repo"
 # ~23 MB: more than one 16 MiB S3 part, so the killed upload is a multipart upload under way.
 LARGE = SampleSpec(commits=500, seed=11)
+SMALL = SampleSpec(commits=3, files=40, seed=11)
 KILL_READ = 18  # 1 MiB reads: 18 MiB through, past the first part
 HOUR = timedelta(hours=1)
 
@@ -121,10 +122,20 @@ def test_killed_before_the_commit_point_leaves_a_quarantine_key_the_sweep_remove
     assert digest(hub) == before
 
 
+@pytest.fixture(scope="session")
+def small_bundle(tmp_path_factory: pytest.TempPathFactory) -> SampleInfo:
+    """Under the inline limit: its quarantine write runs alongside the commit point."""
+    info = write_sample(tmp_path_factory.mktemp("crash-small") / "small.bundle", SMALL)
+    assert info.size_bytes < 4 * 1024 * 1024
+    return info
+
+
+@pytest.mark.parametrize("size", ["large", "small"])
 def test_killed_after_the_commit_point_is_completed_by_the_sweep(
-    file_hub: Hub, file_index: Indexer, bundle: SampleInfo
+    file_hub: Hub, file_index: Indexer, size: str, request: pytest.FixtureRequest
 ) -> None:
     hub = file_hub
+    bundle: SampleInfo = request.getfixturevalue("bundle" if size == "large" else "small_bundle")
     pushed = partition_key(REPO, bundle.bundle_key)
 
     killed_push(hub, bundle, "accepted")
