@@ -14,7 +14,7 @@ from starlette.responses import Response
 from .. import settings
 from ..hub import BranchConflict, Hub, HubError, NotFound
 from ..hub.repos import check_repo_name
-from .wire import BadRequest
+from .wire import BadRequest, one_line
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def repo_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         except BadRequest as error:
             response = error_response(error.status, str(error))
         except HubError as error:
-            response = error_response(status_of(error), _one_line(error))
+            response = error_response(status_of(error), one_line(error))
         except Exception:
             log.exception("%s %s failed", request.method, request.url.path)
             response = error_response(500, "internal error (logged by the hub)")
@@ -109,8 +109,3 @@ def repo_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return response
 
     return endpoint
-
-
-def _one_line(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__

@@ -23,7 +23,16 @@ from ..hub.stream import upload_objects, verify_objects
 from ..hub.thin_push import thin_push
 from .auth import authorize_write
 from .http import MSGPACK, Call, error_response, msgpack_response
-from .wire import BadRequest, decode_map, id_list, manifest_object_ids, objects_list, presign_request, push_request
+from .wire import (
+    BadRequest,
+    decode_map,
+    id_list,
+    manifest_object_ids,
+    objects_list,
+    one_line,
+    presign_request,
+    push_request,
+)
 
 
 def _existing_repo(call: Call) -> RepoRow:
@@ -106,7 +115,7 @@ async def push(call: Call) -> Response:
     except BranchConflict:
         raise
     except HubError as error:
-        return error_response(200, str(error).strip().splitlines()[0])
+        return error_response(200, one_line(error))
 
 
 async def negotiate(call: Call) -> Response:

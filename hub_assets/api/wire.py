@@ -29,7 +29,7 @@ def decode_map(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise BadRequest("a string of the body is not valid UTF-8") from None
     except (ValueError, TypeError, msgpack.UnpackException) as error:
-        raise BadRequest(f"body is not msgpack: {_first_line(error)}") from None
+        raise BadRequest(f"body is not msgpack: {one_line(error)}") from None
     if not isinstance(value, dict):
         raise BadRequest(f"body must be a msgpack map, not {_type(value)}")
     return value
@@ -138,6 +138,8 @@ def _shown(value: object) -> str:
     return repr(value)[:80]
 
 
-def _first_line(error: Exception) -> str:
+def one_line(error: Exception) -> str:
+    """The first line of an error's message (its type's name when it has none): every answer
+    the client prints is one line."""
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

@@ -97,9 +97,6 @@ def push(
     for what, value in (("head commit id", head_commit_id), ("bundle key", bundle_key)):
         if value is not None and not is_hex_id(value):
             raise HubError(f"{what} {value[:80]!r} must be 64 lowercase hex characters")
-    # Cheap, before reading a byte: a push the compare-and-swap must refuse is refused now.
-    if not force:
-        _check_branch_at(hub, repo_id, branch, expected_old_head)
     accept = partial(
         _accept, hub, repo_id, branch, head=head_commit_id, expected_old_head=expected_old_head, force=force
     )
@@ -107,6 +104,9 @@ def push(
         if bundle_key is None:
             raise HubError("push needs the bundle bytes or the 64-hex key of an upload")
         return _push_uploaded(hub, repo_id, bundle_key, accept)
+    # Cheap, before reading a byte: a push the compare-and-swap must refuse is refused now.
+    if not force:
+        _check_branch_at(hub, repo_id, branch, expected_old_head)
     source = io.BytesIO(bundle) if isinstance(bundle, bytes) else bundle
     landing = hub.store.writer(quarantine_key(repo_id))
     with landing:
@@ -166,19 +166,23 @@ def accept_landed(
 
 
 def _push_uploaded(hub: Hub, repo_id: str, bundle_key: str, accept: partial[PushResult]) -> PushResult:
-    """Bytes already in the upload prefix: validated there; refused, they move to `refused/`,
-    out of the sensor's sight (a sensor tick that saw them first runs an index that fails alike)."""
+    """Bytes already in the upload prefix: validated there. Refused for any reason (a rule of
+    SPEC §3, an unknown head, not a fast-forward, a lost compare-and-swap), they move to
+    `refused/`, out of the sensor's sight (a sensor tick that saw them first runs an index that
+    fails alike, or indexes history no branch names)."""
     key = partition_key(repo_id, bundle_key)
     try:
-        with hub.store.open(upload_key(key)) as stream:
-            decoded, small = _validate(hub, repo_id, stream, bundle_key)
+        stream = hub.store.open(upload_key(key))
     except ObjectNotFound:
         raise HubError(f"no upload at {upload_key(key)}") from None
-    except BundleRefused:
+    try:
+        with stream:
+            decoded, small = _validate(hub, repo_id, stream, bundle_key)
+        return accept(decoded, small, pending_upload=None)
+    except HubError:
         hub.store.publish(upload_key(key), refused_key(key))
         hub.store.delete(upload_key(key))
         raise
-    return accept(decoded, small, pending_upload=None)
 
 
 def _validate(hub: Hub, repo_id: str, stream: IO[bytes], bundle_key: str | None) -> tuple[Bundle, bool]:

@@ -154,6 +154,25 @@ def test_push_by_key_of_an_upload(file_hub: Hub) -> None:
     assert bundle_statuses(hub, REPO) == {key: "pushed"}
 
 
+def test_push_by_key_refused_for_its_head_leaves_no_upload(file_hub: Hub) -> None:
+    """Not only a rule of SPEC §3: a push by key refused at its head (unknown commit, lost
+    compare-and-swap) also takes the bytes out of the sensor's prefix."""
+    hub = file_hub
+    fixture = load_fixture("muse-merge.bundle")
+    key = sha256_hex(fixture.data)
+    pushed = partition_key(REPO, key)
+    hub.store.put(upload_key(pushed), fixture.data)
+    with pytest.raises(HubError, match="is a commit of neither the bundle nor repo"):
+        push(hub, REPO, "main", bundle_key=key, head_commit_id=fake_id("no such commit"))
+    assert uploads(hub) == [] and hub.store.get(refused_key(pushed)) == fixture.data
+    assert hub.catalog.branch_head(REPO, "main") is None and bundle_statuses(hub, REPO) == {}
+
+    hub.store.put(upload_key(pushed), fixture.data)
+    with pytest.raises((BranchConflict, NotFastForward)):
+        push(hub, REPO, "main", bundle_key=key, head_commit_id=fixture.head, expected_old_head=fake_id("old"))
+    assert uploads(hub) == [] and bundle_statuses(hub, REPO) == {}
+
+
 @pytest.mark.parametrize(
     ("repo_id", "branch", "head", "reason"),
     [
