@@ -17,11 +17,13 @@ import msgpack
 import pytest
 
 from hub_assets.hub import Hub
-from hub_assets.hub.repos import create_repo, find_repo, token_owner
+from hub_assets.hub.repos import create_repo, create_token, find_repo, token_owner
+from hub_assets.store import partition_key, upload_key
+from hub_assets_tests.api.recorded import recorded
 from hub_assets_tests.bundle.builders import build_history, fake_id, sha256_hex
 from hub_assets_tests.conftest import FIXTURES_DIR
 from hub_assets_tests.hub.conftest import open_hub
-from hub_assets_tests.hub.helpers import load_bundle, load_fixture, push_new
+from hub_assets_tests.hub.helpers import bundle_statuses, load_bundle, load_fixture, push_new
 from hub_assets_tests.polling import wait_until
 from hub_assets_tests.ports import PortTaken, start_on_free_port
 
@@ -271,15 +273,30 @@ def test_serve_answers_the_wire_protocol(cli: Cli, hub: Hub, tmp_path: Path) -> 
             if "address already in use" in log.read_text():
                 raise PortTaken(port)
             raise AssertionError(log.read_text()[-3000:])
-        return process, refs
+        return process, refs, port
 
-    process, refs = start_on_free_port(start)
+    process, refs, port = start_on_free_port(start)
     try:
         assert refs == {"repo_id": repo.repo_id, "domain": "midi", "default_branch": "main", "branch_heads": {}}
         assert "hub API at http://127.0.0.1:" in log.read_text()
+        # The real client's first push (its objects, then its commits), as recorded.
+        token = create_token(hub, "alice")
+        for request in (recorded(4), recorded(5)):
+            sent = urllib.request.Request(
+                f"http://127.0.0.1:{port}{request.path}", request.body, request.headers_with(token), method="POST"
+            )
+            with urllib.request.urlopen(sent, timeout=30) as response:
+                answer = msgpack.unpackb(response.read(), raw=False)
+        assert answer["ok"] is True, answer
+        assert list(hub.catalog.branch_heads(repo.repo_id)) == ["main"]
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         assert process.wait(60) == 0
+    # Answered at its commit point, the push's upload was published by the server after the
+    # answer, at the latest while it shut down.
+    (bundle_key,) = bundle_statuses(hub, repo.repo_id)
+    assert hub.catalog.pending_uploads() == []
+    assert hub.store.exists(upload_key(partition_key(repo.repo_id, bundle_key)))
 
 
 def test_commands_that_run_no_dagster_start_without_importing_it() -> None:

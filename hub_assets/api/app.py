@@ -14,6 +14,7 @@ the answer rather than a reset connection, but never held beyond the size cap.
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -36,7 +37,9 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 def create_app(hub: Hub | None = None, limits: ApiLimits | None = None) -> Starlette:
     """The API on `hub` (kept open: the caller owns it), or on a Hub of its own from
-    HUB_DATABASE_URL and HUB_OBJECT_STORE_URL, opened at start-up and closed at shutdown."""
+    HUB_DATABASE_URL and HUB_OBJECT_STORE_URL, opened at start-up and closed at shutdown. Its own
+    Hub answers a push at the commit point and publishes the upload after the answer; shutdown
+    waits for those publishes."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -46,7 +49,12 @@ def create_app(hub: Hub | None = None, limits: ApiLimits | None = None) -> Starl
             yield
             return
         app.state.hub = await run_in_threadpool(
-            Hub.connect, os.environ[settings.DATABASE_URL], os.environ[settings.OBJECT_STORE_URL]
+            partial(
+                Hub.connect,
+                os.environ[settings.DATABASE_URL],
+                os.environ[settings.OBJECT_STORE_URL],
+                publish_in_background=True,
+            )
         )
         try:
             yield

@@ -15,7 +15,9 @@ Where the bytes of a push are, and what a kill (SIGKILL, a lost machine) at each
    upload is not published yet, which `sweep` publishes.
 3. Publish: the bytes under `uploads/<repo>/<bundle_key>` (write-once link or copy), then at
    once `pending_upload` cleared and the quarantine key removed. Killed here: as after 2 (a
-   sweep that finds the quarantine key gone finds the upload).
+   sweep that finds the quarantine key gone finds the upload). A hub with a `publisher` (the
+   HTTP API's) returns from the push at the commit point and publishes on the publisher's
+   thread: the pusher does not wait for what only the index needs.
 
 The other order (upload first, then the transaction) would let the sensor index a push that then
 loses its compare-and-swap, and a kill between the two would leave an upload no branch names.
@@ -155,6 +157,14 @@ def accept_landed(
     except BaseException:
         hub.store.delete(landed)
         raise
+    if hub.publisher is None:
+        _publish_or_leave_to_sweep(hub, repo_id, bundle_key, landed)
+    else:
+        hub.publisher.submit(_publish_or_leave_to_sweep, hub, repo_id, bundle_key, landed)
+    return result
+
+
+def _publish_or_leave_to_sweep(hub: Hub, repo_id: str, bundle_key: str, landed: str) -> None:
     try:
         publish_upload(hub, repo_id, bundle_key, landed)
     except Exception:
@@ -162,7 +172,6 @@ def accept_landed(
         log.exception(
             "push %s accepted; its upload is left for the sweep to publish", partition_key(repo_id, bundle_key)
         )
-    return result
 
 
 def _push_uploaded(hub: Hub, repo_id: str, bundle_key: str, accept: partial[PushResult]) -> PushResult:

@@ -58,7 +58,8 @@ def thin_push(
 ) -> ThinPushResult:
     """Move `branch` of `repo_id` to the tip of the pushed `commits`, whose `snapshots` name
     only objects already registered for the repo. When this returns, the commits, snapshots and
-    branch head are in the catalog, fetchable, and the bundle is under the upload prefix.
+    branch head are in the catalog, fetchable, and the bundle is under the upload prefix (on a
+    hub with a publisher, on its way there: see `hub/push.py`).
 
     No commits: nothing changes; the answer carries the branch's head (HubError if it has none).
 

@@ -97,14 +97,14 @@ def serve(hub: Hub, limits: ApiLimits | None = None) -> Iterator[ApiServer]:
 @pytest.fixture
 def file_api(pg_url: str, file_store_url: str) -> Iterator[ApiServer]:
     """The API on a fresh catalog and a file store."""
-    for hub in open_hub(pg_url, file_store_url):
+    for hub in open_hub(pg_url, file_store_url, publish_in_background=True):
         yield from serve(hub)
 
 
 @pytest.fixture
 def s3_api(pg_url: str, s3_store_url: str) -> Iterator[ApiServer]:
     """The API on a fresh catalog and an S3 store (moto)."""
-    for hub in open_hub(pg_url, s3_store_url):
+    for hub in open_hub(pg_url, s3_store_url, publish_in_background=True):
         yield from serve(hub)
 
 
@@ -113,7 +113,7 @@ def api_with_limits(pg_url: str, file_store_url: str) -> Callable[[ApiLimits], I
     """`serve(limits)`: the API on a fresh catalog and a file store, with limits of the test's."""
 
     def start(limits: ApiLimits) -> Iterator[ApiServer]:
-        for hub in open_hub(pg_url, file_store_url):
+        for hub in open_hub(pg_url, file_store_url, publish_in_background=True):
             yield from serve(hub, limits)
 
     return start

@@ -13,6 +13,7 @@ from hub_assets.catalog import PENDING, schema
 from hub_assets.hub.repos import find_repo
 from hub_assets.store import object_key, upload_key
 from hub_assets_tests.hub.conftest import Indexer
+from hub_assets_tests.polling import wait_until
 
 from .conftest import ApiServer, Reply
 from .recorded import Recorded, recorded_objects, recorded_session
@@ -88,7 +89,10 @@ def test_recorded_session_replays_to_the_same_answers_and_indexes(file_api: ApiS
     assert file_api.hub.catalog.branch_heads(repo.repo_id) == {"main": FOURTH}
     assert [branch for _, branch in bundles] == ["main"] * 3
     partitions = [f"{repo.repo_id}/{bundle_key}" for bundle_key, _ in bundles]
-    assert all(file_api.hub.store.exists(upload_key(p)) for p in partitions)
+    # The API answers a push at its commit point and publishes its upload after the answer.
+    wait_until(
+        lambda: all(file_api.hub.store.exists(upload_key(p)) for p in partitions), 30, what="the pushes' uploads"
+    )
 
     file_index(*partitions)
 

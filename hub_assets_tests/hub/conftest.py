@@ -14,8 +14,8 @@ from hub_assets.settings import DATABASE_URL, OBJECT_STORE_URL
 Indexer = Callable[..., list[IndexOutcome]]
 
 
-def open_hub(database_url: str, store_url: str) -> Iterator[Hub]:
-    hub = Hub.connect(database_url, store_url)
+def open_hub(database_url: str, store_url: str, *, publish_in_background: bool = False) -> Iterator[Hub]:
+    hub = Hub.connect(database_url, store_url, publish_in_background=publish_in_background)
     try:
         yield hub
     finally:
