@@ -13,7 +13,7 @@ from typing import Any
 from .bundle import BundleError
 from .environment import HubEnvironment, open_instance, prepare
 from .hub import Hub, HubError, clone, push, read_object, sweep
-from .hub.repos import DEFAULT_DOMAIN, create_repo, create_token, parse_repo_name
+from .hub.repos import DEFAULT_DOMAIN, create_repo, create_token, find_repo, parse_repo_name
 from .settings import quarantine_grace_s, worker_pool
 from .store import ObjectNotFound
 
@@ -118,7 +118,7 @@ def cmd_clone(args: argparse.Namespace, environment: HubEnvironment) -> int:
 def cmd_status(args: argparse.Namespace, environment: HubEnvironment) -> int:
     hub = _hub(environment)
     try:
-        rows = hub.catalog.bundle_rows(args.repo)
+        rows = hub.catalog.bundle_rows(_repo_id(hub, args.repo) if args.repo else None)
         names = hub.catalog.repo_names(row.repo_id for row in rows)
     finally:
         hub.close()
@@ -131,6 +131,17 @@ def cmd_status(args: argparse.Namespace, environment: HubEnvironment) -> int:
         line = f"{b['status']:8} {named}{b['repo_id']}/{b['bundle_key']} {b['branch'] or '-'} {b['size_bytes']} B"
         print(line + (f"  error: {b['error']}" if b.get("error") else ""))
     return 0
+
+
+def _repo_id(hub: Hub, repo: str) -> str:
+    """A repo id, or the id of the repo named OWNER/SLUG (a repo id has no '/')."""
+    owner, slash, slug = repo.partition("/")
+    if not slash:
+        return repo
+    found = find_repo(hub, owner, slug)
+    if found is None:
+        raise HubError(f"no repo named {repo!r}")
+    return found.repo_id
 
 
 def _bundle_status(row: Any, repo: str | None) -> dict[str, Any]:
@@ -308,7 +319,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_sweep)
 
     p = commands.add_parser("status", help="list pushed bundles and their index status")
-    p.add_argument("--repo")
+    p.add_argument("--repo", help="a repo id, or OWNER/SLUG")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_status)
     return parser

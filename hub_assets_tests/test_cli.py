@@ -160,6 +160,7 @@ FAILURES = {
     "index-garbage-key": Failure(["index", "not-a-partition-key"], "'not-a-partition-key' is not <repo_id>/<64 hex"),
     "cat-unknown-object": Failure(["cat", "--repo", "cli-a", fake_id("x")], f"object {fake_id('x')} not found"),
     "clone-unknown-branch": Failure(["clone", "--repo", "cli-a", "--branch", "nope", "out"], "branch 'nope' not found"),
+    "status-unknown-repo-name": Failure(["status", "--repo", "nobody/nothing"], "no repo named 'nobody/nothing'"),
     "dev-ui-beyond-loopback": Failure(["dev", "--host", "0.0.0.0"], "pass --expose-unauthenticated-ui"),
     "dev-unknown-launcher": Failure(
         ["dev"], "HUB_RUN_LAUNCHER must be 'default' or 'celery', got 'k8s'", env={"HUB_RUN_LAUNCHER": "k8s"}
@@ -242,6 +243,10 @@ def test_status_names_the_repo_beside_its_id(cli: Cli, hub: Hub) -> None:
     text = cli.ok("status").decode()
     assert f"pushed   alice/demo {pushed.partition_key} main" in text
     assert "pushed   cli-a/" in text
+    # --repo takes the repo's id or its OWNER/SLUG.
+    for repo_argument in (repo.repo_id, "alice/demo"):
+        assert [s["repo_id"] for s in cli.json("status", "--repo", repo_argument)] == [repo.repo_id]
+    assert [s["repo_id"] for s in cli.json("status", "--repo", "cli-a")] == ["cli-a"]
 
 
 def test_serve_answers_the_wire_protocol(cli: Cli, hub: Hub, tmp_path: Path) -> None:
