@@ -105,11 +105,6 @@ class CatalogReads:
         query = sa.select(table.c.name, table.c.head_commit_id).where(table.c.repo_id == repo_id)
         return {name: head for name, head in self._all(query)}
 
-    def has_commit(self, repo_id: str, commit_id: str) -> bool:
-        table = schema.commits
-        query = sa.select(sa.literal(1)).where(table.c.repo_id == repo_id, table.c.commit_id == commit_id)
-        return bool(self._all(query))
-
     def history(self, repo_id: str, head: str) -> list[sa.Row]:
         """Every commit row reachable from `head` in the repo (unordered)."""
         return self._all(_HISTORY, repo_id=repo_id, head=head)
