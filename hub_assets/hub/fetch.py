@@ -1,5 +1,6 @@
 """Fetch (SPEC §8, §10): objects, packs and negotiation, served only from what a repo references."""
 
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,11 +49,17 @@ class Negotiation:
 
 def negotiate(hub: Hub, repo_id: str, want: list[str], have: list[str]) -> Negotiation:
     """One round of the client's negotiation (it sends up to 64 haves a round, and goes on to
-    older commits until `ready`; at the end it sends every commit it has)."""
+    older commits until `ready`; at the end it sends every commit it has). The repo's graph is
+    read only for a round that acknowledges a have: the rounds of a client whose haves the hub
+    lacks cost one indexed lookup each."""
     check_names(repo_id)
-    want, have = commit_ids(want, "want"), commit_ids(have, "have")
-    parents = wanted_graph(hub, repo_id, want)
-    ack = list(dict.fromkeys(commit_id for commit_id in have if commit_id in parents))
+    want, have = wanted_ids(want), commit_ids(have, "have")
+    known = hub.catalog.known_commits(repo_id, [*want, *have])
+    check_known(repo_id, want, known)
+    ack = list(dict.fromkeys(commit_id for commit_id in have if commit_id in known))
+    if not ack:
+        return Negotiation(ack=[], common_base=None, ready=False)
+    parents = hub.catalog.commit_parents(repo_id)
     bases = sorted(graph.merge_bases(parents, want, ack))
     if len(bases) > 1:  # a criss-cross merge: the newest base is the best to build on
         bases = [max(hub.catalog.commit_rows(repo_id, bases), key=lambda r: (r.committed_at, r.commit_id)).commit_id]
@@ -69,8 +76,9 @@ def fetch_pack(hub: Hub, repo_id: str, want: list[str], have: list[str], *, max_
 
     The body's size is known before any object is read: over `max_bytes`, PackTooLarge."""
     check_names(repo_id)
-    want, have = commit_ids(want, "want"), commit_ids(have, "have")
-    parents = wanted_graph(hub, repo_id, want)
+    want, have = wanted_ids(want), commit_ids(have, "have")
+    parents = hub.catalog.commit_parents(repo_id)
+    check_known(repo_id, want, parents)
     sent = graph.ancestors(parents, want) - graph.ancestors(parents, have)
     rows = sorted(hub.catalog.commit_rows(repo_id, sorted(sent)), key=lambda r: (r.committed_at, r.commit_id))
     commits = order_commits([commit_record(row) for row in rows])
@@ -120,14 +128,18 @@ def commit_ids(values: Any, field: str) -> list[str]:
     return values
 
 
-def wanted_graph(hub: Hub, repo_id: str, want: list[str]) -> dict[str, list[str]]:
-    """The repo's commit graph, once every wanted commit is known to be in it."""
+def wanted_ids(values: Any) -> list[str]:
+    """`values` checked as the commit ids a client wants: at least one."""
+    want = commit_ids(values, "want")
     if not want:
         raise HubError("want must name at least one commit")
-    parents = hub.catalog.commit_parents(repo_id)
-    if missing := [commit_id for commit_id in want if commit_id not in parents]:
+    return want
+
+
+def check_known(repo_id: str, want: list[str], known: Container[str]) -> None:
+    """NotFound for the first wanted commit that is not among the repo's `known` ones."""
+    if missing := [commit_id for commit_id in want if commit_id not in known]:
         raise NotFound(f"commit {missing[0]} not found in repo {repo_id}")
-    return parents
 
 
 def commit_record(row: Any) -> CommitRecord:
