@@ -69,9 +69,9 @@ def negotiate(hub: Hub, repo_id: str, want: list[str], have: list[str]) -> Negot
 
 def fetch_pack(hub: Hub, repo_id: str, want: list[str], have: list[str], *, max_bytes: int) -> bytes:
     """A Muse PackBundle (full manifests, identity objects) of the commits reachable from `want`
-    and not from `have`, their snapshots, and the objects those snapshots name that the
-    snapshots the receiver builds on (the parents of the sent commits) do not; `branch_heads`
-    names the repo's branches at a wanted commit. Deterministic: commits parents first (ties by
+    and not from `have`, their snapshots, and the objects those snapshots name that no snapshot
+    of a commit reachable from `have` names (the receiver holds those, whatever branch they are
+    on); `branch_heads` names the repo's branches at a wanted commit. Deterministic: commits parents first (ties by
     time, then id), snapshots and objects by id, manifest paths sorted.
 
     The body's size is known before any object is read: over `max_bytes`, PackTooLarge."""
@@ -79,14 +79,14 @@ def fetch_pack(hub: Hub, repo_id: str, want: list[str], have: list[str], *, max_
     want, have = wanted_ids(want), commit_ids(have, "have")
     parents = hub.catalog.commit_parents(repo_id)
     check_known(repo_id, want, parents)
-    sent = graph.ancestors(parents, want) - graph.ancestors(parents, have)
+    held = graph.ancestors(parents, have)
+    sent = graph.ancestors(parents, want) - held
     rows = sorted(hub.catalog.commit_rows(repo_id, sorted(sent)), key=lambda r: (r.committed_at, r.commit_id))
     commits = order_commits([commit_record(row) for row in rows])
-    held = hub.catalog.commit_manifests(repo_id, sorted(graph.boundary(parents, sent)))
     snapshots = sorted(
         hub.catalog.snapshot_rows(repo_id, sorted({c.snapshot_id for c in commits})), key=lambda r: r.snapshot_id
     )
-    object_ids = sorted(graph.objects_to_send((s.manifest for s in snapshots), held))
+    object_ids = _objects_to_send(hub, repo_id, snapshots, held)
     sizes = hub.catalog.servable_sizes(repo_id, object_ids)
     if len(sizes) < len(object_ids):
         unservable = [i for i in object_ids if i not in sizes]
@@ -103,6 +103,14 @@ def fetch_pack(hub: Hub, repo_id: str, want: list[str], have: list[str], *, max_
             f" over the {max_bytes}-byte limit"
         )
     return head.encode(read_objects(hub, repo_id, [i for i in object_ids if sizes[i][1]], object_ids))
+
+
+def _objects_to_send(hub: Hub, repo_id: str, snapshots: list[Any], held: set[str]) -> list[str]:
+    """The ids the sent `snapshots` name that no snapshot of a `held` commit does, sorted."""
+    named = {object_id for snapshot in snapshots for object_id in snapshot.manifest.values()}
+    if named and held:
+        named -= hub.catalog.objects_named_by_commits(repo_id, sorted(held), sorted(named))
+    return sorted(named)
 
 
 def read_objects(hub: Hub, repo_id: str, cached: list[str], object_ids: list[str]) -> dict[str, bytes]:

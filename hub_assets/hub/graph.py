@@ -27,17 +27,3 @@ def merge_bases(parents: ParentMap, left: Iterable[str], right: Iterable[str]) -
     common = ancestors(parents, left) & ancestors(parents, right)
     below = ancestors(parents, (parent for commit_id in common for parent in parents[commit_id]))
     return common - below
-
-
-def boundary(parents: ParentMap, sent: set[str]) -> set[str]:
-    """The parents of `sent` commits that are not sent: the commits the receiver already holds
-    and builds on."""
-    return {parent for commit_id in sent for parent in parents[commit_id] if parent not in sent}
-
-
-def objects_to_send(
-    sent_manifests: Iterable[Mapping[str, str]], held_manifests: Iterable[Mapping[str, str]]
-) -> set[str]:
-    """The object ids the `sent` snapshots name that none of the `held` ones does."""
-    named = {object_id for manifest in sent_manifests for object_id in manifest.values()}
-    return named.difference(*(manifest.values() for manifest in held_manifests))

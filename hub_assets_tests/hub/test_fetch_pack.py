@@ -224,6 +224,25 @@ def test_a_fetch_sends_only_what_the_haves_lack(
     assert contents(pulled) == {i: repo.contents[i] for i in new_ids}
 
 
+def test_a_fetch_sends_no_object_a_have_on_another_branch_holds(file_hub: Hub) -> None:
+    """root - main1 (main), root - feature1 (feature): main1 names an object only feature1's
+    snapshot names before it. A client holding feature1 pulling main gets main1 without it,
+    though feature1 is no parent of what it gets."""
+    repo = CatalogRepo(file_hub, "repo-branches")
+    root = repo.commit({"a.txt": b"a v1\n"})
+    shared = b"MThd on the feature branch first\n"
+    feature1 = repo.commit({"a.txt": b"a v1\n", "beat.mid": shared}, [root], "feature")
+    main1 = repo.commit({"a.txt": b"a v2\n", "beat.mid": shared}, [root])
+
+    pulled = fetched(file_hub, repo.repo_id, [main1], [feature1])
+
+    assert commit_ids(pulled) == [main1]
+    assert contents(pulled) == {sha256_hex(b"a v2\n"): b"a v2\n"}
+    exact = len(fetch_pack(file_hub, repo.repo_id, [main1], [feature1], max_bytes=UNCAPPED))
+    with pytest.raises(PackTooLarge, match=rf"is {exact} bytes, over the {exact - 1}-byte limit$"):
+        fetch_pack(file_hub, repo.repo_id, [main1], [feature1], max_bytes=exact - 1)
+
+
 def test_a_fetch_of_two_wants_sends_both_histories_once(merge_history: MergeHistory) -> None:
     h, repo = merge_history, merge_history.repo
     pulled = fetched(repo.hub, repo.repo_id, [h.main1, h.side1], [h.root])

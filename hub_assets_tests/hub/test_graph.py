@@ -57,17 +57,3 @@ def test_a_criss_cross_merge_has_two_bases() -> None:
 def test_merge_bases_of_a_long_chain_take_linear_time() -> None:
     chain = {f"c{i}": [f"c{i - 1}"] if i else [] for i in range(200_000)}
     assert graph.merge_bases(chain, ["c199999"], ["c100000"]) == {"c100000"}
-
-
-def test_the_boundary_is_the_parents_the_receiver_already_holds() -> None:
-    assert graph.boundary(PARENTS, {"c", "d"}) == {"b", "f"}
-    assert graph.boundary(PARENTS, {"a", "b"}) == set()
-    assert graph.boundary(PARENTS, set()) == set()
-
-
-def test_objects_to_send_are_those_no_held_snapshot_names() -> None:
-    sent = [{"a.txt": "1", "b.txt": "2"}, {"a.txt": "3", "c.txt": "2"}]
-    held = [{"a.txt": "1"}, {"moved/b.txt": "2"}]
-    assert graph.objects_to_send(sent, held) == {"3"}  # the same bytes under another path are held
-    assert graph.objects_to_send(sent, []) == {"1", "2", "3"}
-    assert graph.objects_to_send([], held) == set()
