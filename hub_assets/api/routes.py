@@ -17,7 +17,7 @@ from starlette.responses import Response
 from ..catalog import RepoRow
 from ..hub import BranchConflict, HubError
 from ..hub import fetch as hub_fetch  # module: the route handlers below share its functions' names
-from ..hub.presigned import claim_presigned, presign_uploads
+from ..hub.presigned import presign_uploads
 from ..hub.repos import DEFAULT_DOMAIN, find_repo, repo_for_write, settle_domain
 from ..hub.stream import upload_objects, verify_objects
 from ..hub.thin_push import thin_push
@@ -27,7 +27,6 @@ from .wire import (
     BadRequest,
     decode_map,
     id_list,
-    manifest_object_ids,
     objects_list,
     one_line,
     presign_request,
@@ -101,9 +100,6 @@ async def push(call: Call) -> Response:
 
     def accept() -> dict:
         repo = repo_for_write(call.hub, call.owner, call.slug)
-        named = manifest_object_ids(request.snapshots)
-        # Objects PUT by presigned URL become registered now, so the ghost guard sees them.
-        claim_presigned(call.hub, repo.repo_id, named - call.hub.catalog.registered_objects(repo.repo_id, named))
         result = thin_push(
             call.hub, repo.repo_id, request.branch, request.commits, request.snapshots, force=request.force
         )

@@ -163,3 +163,20 @@ def test_an_upload_claimed_by_a_racing_push_meanwhile_leaves_the_rest_claimed(fi
     assert hub.catalog.registered_objects(repo_id, uploads) == set(uploads)
     assert all(read_object(hub, repo_id, object_id) == data for object_id, data in uploads.items())
     assert not any(hub.store.exists(presigned_key(repo_id, object_id)) for object_id in uploads)
+
+
+def test_a_push_refused_for_its_commits_claims_no_presigned_upload(s3_api: ApiServer) -> None:
+    data = recorded_objects(4)[LARGE_ID]
+    assert put(presign(s3_api), data) == 200
+    repo_id = find_repo(s3_api.hub, "alice", "demo").repo_id
+    content = recorded(5).content
+    content["bundle"]["commits"][1]["parent_commit_id"] = "f" * 64  # the first commit, with a parent nobody has
+    before = catalog_dump(s3_api)
+
+    reply = s3_api.call("POST", "/alice/demo/push", content, owner="alice")
+
+    assert (reply.status, reply.body["ok"]) == (200, False), reply.body
+    assert f"parent {'f' * 64} is a commit of neither the push nor repo {repo_id}" in reply.body["message"]
+    assert catalog_dump(s3_api) == before, "nothing registered"
+    assert s3_api.hub.store.get(presigned_key(repo_id, LARGE_ID)) == data, "still waiting for a good push"
+    assert not s3_api.hub.store.exists(object_key(LARGE_ID))
