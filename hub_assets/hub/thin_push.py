@@ -29,7 +29,7 @@ import msgpack
 
 from ..bundle import Bundle, BundleError, CommitRecord, decode_bundle
 from ..bundle.identity import mismatched_snapshot_ids
-from ..catalog import AcceptedPush
+from ..catalog import AcceptedPush, RepoRow
 from ..store import KeyWriter, partition_key, quarantine_key
 from .context import BranchConflict, BundleRefused, Hub, HubError, NotFastForward
 from .heads import choose_head, descends_from
@@ -57,6 +57,7 @@ def thin_push(
     snapshots: list[dict[str, Any]],
     *,
     force: bool,
+    new_repo: RepoRow | None = None,
 ) -> ThinPushResult:
     """Move `branch` of `repo_id` to the tip of the pushed `commits`, whose `snapshots` name
     only objects registered for the repo or waiting in its presigned uploads. When this
@@ -71,6 +72,10 @@ def thin_push(
     NotFastForward (the tip does not descend from the branch head, and not `force`),
     BranchConflict (the branch kept moving under the push). On any of them nothing of the push
     is visible and nothing is uploaded.
+
+    `new_repo`: the row of the repo `repo_id` names, not in the catalog yet: inserted at the
+    commit point, so a refused push leaves no repo; RepoNameTaken when a racing write took
+    its owner/slug first.
     """
     check_names(repo_id, branch)
     where = f"pushed to {repo_id}/{branch}"
@@ -113,6 +118,7 @@ def thin_push(
                 pending_upload=landed,
                 snapshots=decoded.snapshots,
                 commits=decoded.commits,
+                new_repo=new_repo,
             )
             if hub.catalog.accept_push(pushed):
                 return expected
