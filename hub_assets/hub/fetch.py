@@ -69,10 +69,11 @@ def negotiate(hub: Hub, repo_id: str, want: list[str], have: list[str]) -> Negot
 
 def fetch_pack(hub: Hub, repo_id: str, want: list[str], have: list[str], *, max_bytes: int) -> bytes:
     """A Muse PackBundle (full manifests, identity objects) of the commits reachable from `want`
-    and not from `have`, their snapshots, and the objects those snapshots name that no snapshot
-    of a commit reachable from `have` names (the receiver holds those, whatever branch they are
-    on); `branch_heads` names the repo's branches at a wanted commit. Deterministic: commits parents first (ties by
-    time, then id), snapshots and objects by id, manifest paths sorted.
+    and not from `have`, their snapshots, and the objects those snapshots name that the
+    receiver's snapshots do not (those of the sent commits' parents and of its tips, whatever
+    branch they are on: `graph.held_frontier`); `branch_heads` names the repo's branches at a
+    wanted commit. Deterministic: commits parents first (ties by time, then id), snapshots and
+    objects by id, manifest paths sorted.
 
     The body's size is known before any object is read: over `max_bytes`, PackTooLarge."""
     check_names(repo_id)
@@ -86,7 +87,7 @@ def fetch_pack(hub: Hub, repo_id: str, want: list[str], have: list[str], *, max_
     snapshots = sorted(
         hub.catalog.snapshot_rows(repo_id, sorted({c.snapshot_id for c in commits})), key=lambda r: r.snapshot_id
     )
-    object_ids = _objects_to_send(hub, repo_id, snapshots, held)
+    object_ids = _objects_to_send(hub, repo_id, snapshots, graph.held_frontier(parents, held, sent))
     sizes = hub.catalog.servable_sizes(repo_id, object_ids)
     if len(sizes) < len(object_ids):
         unservable = [i for i in object_ids if i not in sizes]
@@ -106,7 +107,7 @@ def fetch_pack(hub: Hub, repo_id: str, want: list[str], have: list[str], *, max_
 
 
 def _objects_to_send(hub: Hub, repo_id: str, snapshots: list[Any], held: set[str]) -> list[str]:
-    """The ids the sent `snapshots` name that no snapshot of a `held` commit does, sorted."""
+    """The ids the sent `snapshots` name that no snapshot of the `held` commits does, sorted."""
     named = {object_id for snapshot in snapshots for object_id in snapshot.manifest.values()}
     if named and held:
         named -= hub.catalog.objects_named_by_commits(repo_id, sorted(held), sorted(named))

@@ -27,3 +27,13 @@ def merge_bases(parents: ParentMap, left: Iterable[str], right: Iterable[str]) -
     common = ancestors(parents, left) & ancestors(parents, right)
     below = ancestors(parents, (parent for commit_id in common for parent in parents[commit_id]))
     return common - below
+
+
+def held_frontier(parents: ParentMap, held: set[str], sent: set[str]) -> set[str]:
+    """The commits of `held` whose snapshots a receiver of `sent` builds on: the held parents of
+    sent commits, and the receiver's tips (held commits no held commit names as a parent). What
+    their snapshots name the receiver holds; older held snapshots would add only objects that
+    were removed and came back, at the cost of reading every manifest of the history."""
+    boundary = {parent for commit_id in sent for parent in parents[commit_id] if parent in held}
+    named_as_parent = {parent for commit_id in held for parent in parents[commit_id]}
+    return boundary | (held - named_as_parent)

@@ -57,3 +57,21 @@ def test_a_criss_cross_merge_has_two_bases() -> None:
 def test_merge_bases_of_a_long_chain_take_linear_time() -> None:
     chain = {f"c{i}": [f"c{i - 1}"] if i else [] for i in range(200_000)}
     assert graph.merge_bases(chain, ["c199999"], ["c100000"]) == {"c100000"}
+
+
+@pytest.mark.parametrize(
+    ("have", "want", "frontier"),
+    [
+        (["c"], ["d"], {"b", "c"}),  # d, e, f sent: c (the receiver's tip) and b, e's parent, are held
+        (["f", "c"], ["d"], {"c", "f"}),  # both parents held
+        (["a"], ["d"], {"a"}),  # b, c, e, f, d sent: only a, b's parent, is held
+        (["f"], ["c"], {"b", "f"}),  # the receiver's tip on another branch, beside c's held parent
+        (["y"], ["d"], {"y"}),  # an unrelated receiver: nothing to build on but its tip
+    ],
+)
+def test_the_held_frontier_is_the_sent_commits_held_parents_and_the_receivers_tips(
+    have: list[str], want: list[str], frontier: set[str]
+) -> None:
+    held = graph.ancestors(PARENTS, have)
+    sent = graph.ancestors(PARENTS, want) - held
+    assert graph.held_frontier(PARENTS, held, sent) == frontier
