@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from .. import settings
 from ..hub import BranchConflict, Hub, HubError, NotFound
-from ..hub.repos import check_repo_name
+from ..hub.repos import name_problem
 from .wire import BadRequest, one_line
 
 log = logging.getLogger(__name__)
@@ -91,10 +91,8 @@ def repo_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         app = request.app.state
         try:
             owner, slug = request.path_params["owner"], request.path_params["slug"]
-            try:
-                check_repo_name(owner, slug)
-            except HubError as error:
-                raise BadRequest(str(error)) from None
+            if problem := name_problem("owner", owner) or name_problem("slug", slug):
+                raise BadRequest(problem)
             response = await handler(Call(request, app.hub, app.limits, owner, slug))
         except BadRequest as error:
             response = error_response(error.status, str(error))

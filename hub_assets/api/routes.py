@@ -2,7 +2,8 @@
 
 Reads (refs, negotiate, fetch) need no token; every write (filter-objects too: its answer tells
 which objects exist) needs the owner's. A write to a repo that does not exist yet makes it: the
-first `muse push` to a new remote uploads objects before it pushes commits.
+first `muse push` to a new remote uploads objects before it pushes commits. A `/push` makes it
+only if the push is accepted (hub/repos.py `push_to_repo`): a refused one leaves no repo.
 
 A push refused for what it carries (a rule of SPEC §3, the ghost guard, a bad presigned upload)
 is answered 200 `{ok: false, message}`, which the client prints as `Push rejected by remote:
@@ -17,17 +18,15 @@ from starlette.responses import Response
 from ..catalog import RepoRow
 from ..hub import BranchConflict, HubError
 from ..hub import fetch as hub_fetch  # module: the route handlers below share its functions' names
-from ..hub.presigned import claim_presigned, presign_uploads
-from ..hub.repos import DEFAULT_DOMAIN, find_repo, repo_for_write, settle_domain
+from ..hub.presigned import presign_uploads
+from ..hub.repos import DEFAULT_DOMAIN, find_repo, push_to_repo, repo_for_write
 from ..hub.stream import upload_objects, verify_objects
-from ..hub.thin_push import thin_push
 from .auth import authorize_write
 from .http import MSGPACK, Call, error_response, msgpack_response
 from .wire import (
     BadRequest,
     decode_map,
     id_list,
-    manifest_object_ids,
     objects_list,
     one_line,
     presign_request,
@@ -100,14 +99,9 @@ async def push(call: Call) -> Response:
     request = push_request(await _authorized_body(call))
 
     def accept() -> dict:
-        repo = repo_for_write(call.hub, call.owner, call.slug)
-        named = manifest_object_ids(request.snapshots)
-        # Objects PUT by presigned URL become registered now, so the ghost guard sees them.
-        claim_presigned(call.hub, repo.repo_id, named - call.hub.catalog.registered_objects(repo.repo_id, named))
-        result = thin_push(
-            call.hub, repo.repo_id, request.branch, request.commits, request.snapshots, force=request.force
+        result = push_to_repo(
+            call.hub, call.owner, call.slug, request.branch, request.commits, request.snapshots, force=request.force
         )
-        settle_domain(call.hub, repo, request.commits)
         return {"ok": True, "message": result.message, "branch_heads": result.branch_heads}
 
     try:

@@ -110,18 +110,6 @@ def _maps(bundle: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return records
 
 
-def manifest_object_ids(snapshots: list[dict[str, Any]]) -> set[str]:
-    """Every well-formed object id the snapshots' manifests name (a malformed one is the
-    decoder's to refuse)."""
-    return {
-        object_id
-        for snapshot in snapshots
-        if isinstance(manifest := snapshot.get("manifest"), dict)
-        for object_id in manifest.values()
-        if is_hex_id(object_id)
-    }
-
-
 def presign_request(body: dict[str, Any]) -> list[str]:
     direction = body.get("direction", "put")
     if direction != "put":

@@ -15,7 +15,7 @@ from ..bundle import CommitRecord, Manifest, ResolvedSnapshot
 from . import schema
 from .bulk import copy_new_rows, copy_rows
 from .reads import text_array
-from .repos import RepoCatalog
+from .repos import RepoCatalog, RepoNameTaken, RepoRow, insert_repo_row
 from .schema import PENDING
 
 
@@ -77,6 +77,7 @@ class AcceptedPush:
     pending_upload: str | None  # the key the bytes wait under, until published to the upload prefix
     snapshots: Sequence[ResolvedSnapshot] = ()
     commits: Sequence[CommitRecord] = ()
+    new_repo: RepoRow | None = None  # the repo the push makes: it exists only if the push is accepted
 
 
 class Catalog(RepoCatalog):
@@ -204,8 +205,12 @@ class Catalog(RepoCatalog):
         bundle's record (with `pending_upload`, the key its bytes wait under until they are
         published to the upload prefix). False, and nothing written, when the compare-and-swap
         fails. `before_commit` runs last inside the transaction (a write the commit must not
-        precede, still under way); if it raises, nothing is written."""
+        precede, still under way); if it raises, nothing is written. A push that makes its repo
+        (`new_repo`) inserts its row first: RepoNameTaken, nothing written, when a racing write
+        took the name."""
         with self.engine.begin() as conn:
+            if push.new_repo is not None and not insert_repo_row(conn, push.new_repo):
+                raise RepoNameTaken(f"repo {push.new_repo.name} was made by another write meanwhile")
             if not _move_branch(conn, push.repo_id, push.branch, push.head, push.expected_old_head, push.force):
                 return False
             # Sorted, here and in the snapshot and commit writers: two pushes sharing rows insert

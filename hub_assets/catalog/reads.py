@@ -33,6 +33,22 @@ _HISTORY = sa.text(
 )
 
 
+# The semi-join reads each snapshot once however many of the commits share it; the array of ids
+# asked about is hashed, not scanned for each manifest entry.
+_NAMED_BY_COMMITS = sa.text(
+    """
+    SELECT DISTINCT named.object_id
+    FROM musehub_snapshots s
+    CROSS JOIN LATERAL jsonb_each_text(s.manifest) AS named(path, object_id)
+    WHERE s.repo_id = :repo_id
+      AND s.snapshot_id IN (
+        SELECT c.snapshot_id FROM musehub_commits c WHERE c.repo_id = :repo_id AND c.commit_id = ANY(:commit_ids)
+      )
+      AND named.object_id IN (SELECT unnest(CAST(:object_ids AS text[])))
+    """
+)
+
+
 class CatalogReads:
     engine: sa.Engine
 
@@ -105,11 +121,6 @@ class CatalogReads:
         query = sa.select(table.c.name, table.c.head_commit_id).where(table.c.repo_id == repo_id)
         return {name: head for name, head in self._all(query)}
 
-    def has_commit(self, repo_id: str, commit_id: str) -> bool:
-        table = schema.commits
-        query = sa.select(sa.literal(1)).where(table.c.repo_id == repo_id, table.c.commit_id == commit_id)
-        return bool(self._all(query))
-
     def history(self, repo_id: str, head: str) -> list[sa.Row]:
         """Every commit row reachable from `head` in the repo (unordered)."""
         return self._all(_HISTORY, repo_id=repo_id, head=head)
@@ -129,16 +140,13 @@ class CatalogReads:
         )
         return self._all(query)
 
-    def commit_manifests(self, repo_id: str, commit_ids: list[str]) -> list[dict[str, str]]:
-        """The manifests of the snapshots of `commit_ids`."""
-        commits, snapshots = schema.commits, schema.snapshots
-        snapshot_ids = sa.select(commits.c.snapshot_id).where(
-            commits.c.repo_id == repo_id, commits.c.commit_id == sa.func.any(text_array(commit_ids))
-        )
-        query = sa.select(snapshots.c.manifest).where(
-            snapshots.c.repo_id == repo_id, snapshots.c.snapshot_id.in_(snapshot_ids)
-        )
-        return [row[0] for row in self._all(query)]
+    def objects_named_by_commits(self, repo_id: str, commit_ids: list[str], object_ids: list[str]) -> set[str]:
+        """The ids among `object_ids` that a snapshot of one of `commit_ids` names. Each
+        manifest is read where it is stored: only the ids asked about come back."""
+        return {
+            row[0]
+            for row in self._all(_NAMED_BY_COMMITS, repo_id=repo_id, commit_ids=commit_ids, object_ids=object_ids)
+        }
 
     def servable_sizes(self, repo_id: str, object_ids: list[str]) -> dict[str, tuple[int, bool]]:
         """object id -> (size, whether it has an inline copy) of the ids the repo may serve."""

@@ -23,18 +23,28 @@ class RepoRow:
         return f"{self.owner}/{self.slug}"
 
 
+class RepoNameTaken(Exception):
+    """The owner/slug of a repo a push was to make is another repo's: a racing write made it."""
+
+
+def insert_repo_row(conn: sa.Connection, repo: RepoRow) -> bool:
+    """A new repo; False, and nothing written, when its owner/slug is taken (a racing insert of
+    the same name waits for this transaction, then finds it taken)."""
+    insert = pg_insert(schema.repos).values(
+        repo_id=repo.repo_id,
+        owner=repo.owner,
+        slug=repo.slug,
+        domain=repo.domain,
+        default_branch=repo.default_branch,
+    )
+    return conn.execute(insert.on_conflict_do_nothing().returning(schema.repos.c.repo_id)).first() is not None
+
+
 class RepoCatalog(CatalogReads):
     def insert_repo(self, repo: RepoRow) -> bool:
         """A new repo; False, and nothing written, when its owner/slug is taken."""
-        insert = pg_insert(schema.repos).values(
-            repo_id=repo.repo_id,
-            owner=repo.owner,
-            slug=repo.slug,
-            domain=repo.domain,
-            default_branch=repo.default_branch,
-        )
         with self.engine.begin() as conn:
-            return conn.execute(insert.on_conflict_do_nothing().returning(schema.repos.c.repo_id)).first() is not None
+            return insert_repo_row(conn, repo)
 
     def settle_domain(self, repo_id: str, domain: str) -> None:
         """Give the repo `domain` unless it has one already."""

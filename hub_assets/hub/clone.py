@@ -14,6 +14,6 @@ def clone(hub: Hub, repo_id: str, branch: str) -> bytes:
     head = hub.catalog.branch_head(repo_id, branch)
     if head is None:
         raise NotFound(f"branch {branch!r} not found in repo {repo_id}")
-    if not hub.catalog.has_commit(repo_id, head):
+    if head not in hub.catalog.known_commits(repo_id, [head]):
         raise HubError(f"branch {branch!r} of {repo_id} points at {head}, which is not indexed yet")
     return fetch_pack(hub, repo_id, [head], [], max_bytes=sys.maxsize)

@@ -1,5 +1,6 @@
 """Fetch (SPEC §8, §10): objects, packs and negotiation, served only from what a repo references."""
 
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,11 +49,17 @@ class Negotiation:
 
 def negotiate(hub: Hub, repo_id: str, want: list[str], have: list[str]) -> Negotiation:
     """One round of the client's negotiation (it sends up to 64 haves a round, and goes on to
-    older commits until `ready`; at the end it sends every commit it has)."""
+    older commits until `ready`; at the end it sends every commit it has). The repo's graph is
+    read only for a round that acknowledges a have: the rounds of a client whose haves the hub
+    lacks cost one indexed lookup each."""
     check_names(repo_id)
-    want, have = commit_ids(want, "want"), commit_ids(have, "have")
-    parents = wanted_graph(hub, repo_id, want)
-    ack = list(dict.fromkeys(commit_id for commit_id in have if commit_id in parents))
+    want, have = wanted_ids(want), commit_ids(have, "have")
+    known = hub.catalog.known_commits(repo_id, [*want, *have])
+    check_known(repo_id, want, known)
+    ack = list(dict.fromkeys(commit_id for commit_id in have if commit_id in known))
+    if not ack:
+        return Negotiation(ack=[], common_base=None, ready=False)
+    parents = hub.catalog.commit_parents(repo_id)
     bases = sorted(graph.merge_bases(parents, want, ack))
     if len(bases) > 1:  # a criss-cross merge: the newest base is the best to build on
         bases = [max(hub.catalog.commit_rows(repo_id, bases), key=lambda r: (r.committed_at, r.commit_id)).commit_id]
@@ -63,22 +70,24 @@ def negotiate(hub: Hub, repo_id: str, want: list[str], have: list[str]) -> Negot
 def fetch_pack(hub: Hub, repo_id: str, want: list[str], have: list[str], *, max_bytes: int) -> bytes:
     """A Muse PackBundle (full manifests, identity objects) of the commits reachable from `want`
     and not from `have`, their snapshots, and the objects those snapshots name that the
-    snapshots the receiver builds on (the parents of the sent commits) do not; `branch_heads`
-    names the repo's branches at a wanted commit. Deterministic: commits parents first (ties by
-    time, then id), snapshots and objects by id, manifest paths sorted.
+    receiver's snapshots do not (those of the sent commits' parents and of its tips, whatever
+    branch they are on: `graph.held_frontier`); `branch_heads` names the repo's branches at a
+    wanted commit. Deterministic: commits parents first (ties by time, then id), snapshots and
+    objects by id, manifest paths sorted.
 
     The body's size is known before any object is read: over `max_bytes`, PackTooLarge."""
     check_names(repo_id)
-    want, have = commit_ids(want, "want"), commit_ids(have, "have")
-    parents = wanted_graph(hub, repo_id, want)
-    sent = graph.ancestors(parents, want) - graph.ancestors(parents, have)
+    want, have = wanted_ids(want), commit_ids(have, "have")
+    parents = hub.catalog.commit_parents(repo_id)
+    check_known(repo_id, want, parents)
+    held = graph.ancestors(parents, have)
+    sent = graph.ancestors(parents, want) - held
     rows = sorted(hub.catalog.commit_rows(repo_id, sorted(sent)), key=lambda r: (r.committed_at, r.commit_id))
     commits = order_commits([commit_record(row) for row in rows])
-    held = hub.catalog.commit_manifests(repo_id, sorted(graph.boundary(parents, sent)))
     snapshots = sorted(
         hub.catalog.snapshot_rows(repo_id, sorted({c.snapshot_id for c in commits})), key=lambda r: r.snapshot_id
     )
-    object_ids = sorted(graph.objects_to_send((s.manifest for s in snapshots), held))
+    object_ids = _objects_to_send(hub, repo_id, snapshots, graph.held_frontier(parents, held, sent))
     sizes = hub.catalog.servable_sizes(repo_id, object_ids)
     if len(sizes) < len(object_ids):
         unservable = [i for i in object_ids if i not in sizes]
@@ -95,6 +104,14 @@ def fetch_pack(hub: Hub, repo_id: str, want: list[str], have: list[str], *, max_
             f" over the {max_bytes}-byte limit"
         )
     return head.encode(read_objects(hub, repo_id, [i for i in object_ids if sizes[i][1]], object_ids))
+
+
+def _objects_to_send(hub: Hub, repo_id: str, snapshots: list[Any], held: set[str]) -> list[str]:
+    """The ids the sent `snapshots` name that no snapshot of the `held` commits does, sorted."""
+    named = {object_id for snapshot in snapshots for object_id in snapshot.manifest.values()}
+    if named and held:
+        named -= hub.catalog.objects_named_by_commits(repo_id, sorted(held), sorted(named))
+    return sorted(named)
 
 
 def read_objects(hub: Hub, repo_id: str, cached: list[str], object_ids: list[str]) -> dict[str, bytes]:
@@ -120,14 +137,18 @@ def commit_ids(values: Any, field: str) -> list[str]:
     return values
 
 
-def wanted_graph(hub: Hub, repo_id: str, want: list[str]) -> dict[str, list[str]]:
-    """The repo's commit graph, once every wanted commit is known to be in it."""
+def wanted_ids(values: Any) -> list[str]:
+    """`values` checked as the commit ids a client wants: at least one."""
+    want = commit_ids(values, "want")
     if not want:
         raise HubError("want must name at least one commit")
-    parents = hub.catalog.commit_parents(repo_id)
-    if missing := [commit_id for commit_id in want if commit_id not in parents]:
+    return want
+
+
+def check_known(repo_id: str, want: list[str], known: Container[str]) -> None:
+    """NotFound for the first wanted commit that is not among the repo's `known` ones."""
+    if missing := [commit_id for commit_id in want if commit_id not in known]:
         raise NotFound(f"commit {missing[0]} not found in repo {repo_id}")
-    return parents
 
 
 def commit_record(row: Any) -> CommitRecord:

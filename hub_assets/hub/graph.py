@@ -29,15 +29,11 @@ def merge_bases(parents: ParentMap, left: Iterable[str], right: Iterable[str]) -
     return common - below
 
 
-def boundary(parents: ParentMap, sent: set[str]) -> set[str]:
-    """The parents of `sent` commits that are not sent: the commits the receiver already holds
-    and builds on."""
-    return {parent for commit_id in sent for parent in parents[commit_id] if parent not in sent}
-
-
-def objects_to_send(
-    sent_manifests: Iterable[Mapping[str, str]], held_manifests: Iterable[Mapping[str, str]]
-) -> set[str]:
-    """The object ids the `sent` snapshots name that none of the `held` ones does."""
-    named = {object_id for manifest in sent_manifests for object_id in manifest.values()}
-    return named.difference(*(manifest.values() for manifest in held_manifests))
+def held_frontier(parents: ParentMap, held: set[str], sent: set[str]) -> set[str]:
+    """The commits of `held` whose snapshots a receiver of `sent` builds on: the held parents of
+    sent commits, and the receiver's tips (held commits no held commit names as a parent). What
+    their snapshots name the receiver holds; older held snapshots would add only objects that
+    were removed and came back, at the cost of reading every manifest of the history."""
+    boundary = {parent for commit_id in sent for parent in parents[commit_id] if parent in held}
+    named_as_parent = {parent for commit_id in held for parent in parents[commit_id]}
+    return boundary | (held - named_as_parent)

@@ -7,10 +7,12 @@ quarantine (`presigned_key`), and only a push that names the object claims them,
 
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import NoReturn
 
-from ..store import ObjectNotFound, presigned_key
+from ..settings import objects_in_flight
+from ..store import ObjectNotFound, presigned_key, presigned_prefix
 from .context import Hub, HubError
-from .stream import upload_objects
+from .stream import WrongBytes, upload_objects, verify_objects
 
 
 def presign_uploads(hub: Hub, repo_id: str, object_ids: Iterable[str], expires_in: timedelta) -> dict[str, str]:
@@ -26,26 +28,40 @@ def presign_uploads(hub: Hub, repo_id: str, object_ids: Iterable[str], expires_i
 
 
 def claim_presigned(hub: Hub, repo_id: str, object_ids: Iterable[str]) -> int:
-    """Verify, store (write-once) and register for the repo every object of `object_ids` that
-    waits in quarantine from a presigned PUT; returns how many. Ids with no such upload are left
-    alone (the ghost guard answers for them). Bytes that do not hash to their id, or larger than
-    an object may be, refuse the push that names them and are removed."""
-    claimed = 0
-    limit = hub.limits.max_object_bytes
-    for object_id in object_ids:
-        key = presigned_key(repo_id, object_id)
-        try:
-            with hub.store.open(key) as stream:
-                data = stream.read(limit + 1)
-        except ObjectNotFound:
-            continue
-        try:
-            if len(data) > limit:
-                raise HubError(f"object {object_id}: its presigned upload is larger than {limit} bytes")
-            upload_objects(hub, repo_id, [(object_id, data)])
-        except HubError as error:
-            hub.store.delete(key)
-            raise HubError(f"presigned upload refused: {error}") from None
+    """Verify, store (write-once) and register for the repo, together, every object of
+    `object_ids` that waits in quarantine from a presigned PUT; returns how many. Ids with no
+    such upload are left alone (the ghost guard answers for them). One upload larger than an
+    object may be, or whose bytes do not hash to its id, refuses the push that names it and is
+    removed; none of the others is claimed (they wait for the next push, or the sweep)."""
+    wanted = {presigned_key(repo_id, object_id): object_id for object_id in object_ids}
+    # One listing says which are waiting and how large, before any byte is read.
+    waiting = {stored.key: stored.size for stored in hub.store.list(presigned_prefix(repo_id)) if stored.key in wanted}
+    if not waiting:
+        return 0
+    _check_sizes(hub, waiting, wanted)
+    try:
+        uploads = hub.store.get_many(sorted(waiting), objects_in_flight())
+    except ObjectNotFound:
+        # A racing push of the repo claimed one meanwhile: claim what still waits.
+        return claim_presigned(hub, repo_id, wanted.values())
+    _check_sizes(hub, {key: len(data) for key, data in uploads.items()}, wanted)  # re-PUT since the listing
+    try:
+        verified = verify_objects((wanted[key], data) for key, data in uploads.items())
+    except WrongBytes as error:
+        _refuse(hub, presigned_key(repo_id, error.object_id), error)
+    upload_objects(hub, repo_id, verified)
+    for key in uploads:
         hub.store.delete(key)
-        claimed += 1
-    return claimed
+    return len(verified)
+
+
+def _check_sizes(hub: Hub, sizes: dict[str, int], object_ids: dict[str, str]) -> None:
+    limit = hub.limits.max_object_bytes
+    for key, size in sizes.items():
+        if size > limit:
+            _refuse(hub, key, HubError(f"object {object_ids[key]}: its presigned upload is larger than {limit} bytes"))
+
+
+def _refuse(hub: Hub, key: str, error: HubError) -> NoReturn:
+    hub.store.delete(key)
+    raise HubError(f"presigned upload refused: {error}") from None

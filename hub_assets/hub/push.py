@@ -233,7 +233,7 @@ def _accept(
         head = choose_head(commits, decoded.branch_heads, branch, head)
     except HubError as error:
         raise HubError(f"bundle {pushed}: {error}") from None
-    if all(c.commit_id != head for c in commits) and not hub.catalog.has_commit(repo_id, head):
+    if all(c.commit_id != head for c in commits) and head not in hub.catalog.known_commits(repo_id, [head]):
         raise HubError(f"bundle {pushed}: head {head} is a commit of neither the bundle nor repo {repo_id}")
     if (
         expected_old_head is not None

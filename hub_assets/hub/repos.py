@@ -12,8 +12,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..catalog import RepoRow
+from ..catalog import RepoNameTaken, RepoRow
 from .context import Hub, HubError
+from .thin_push import ThinPushResult, thin_push
 
 DEFAULT_DOMAIN = "code"
 DEFAULT_BRANCH = "main"
@@ -46,13 +47,18 @@ def parse_repo_name(name: str) -> tuple[str, str]:
 def create_repo(hub: Hub, owner: str, slug: str, domain: str | None = DEFAULT_DOMAIN) -> RepoRow:
     """A new repo with a fresh UUID; HubError when owner/slug is taken. `domain` None: the
     first push's commits choose it."""
-    check_repo_name(owner, slug)
-    if domain is not None and not _NAME.fullmatch(domain):
-        raise HubError(f"domain {domain[:80]!r} must be 1-64 of [A-Za-z0-9._-]")
-    repo = RepoRow(str(uuid.uuid4()), owner, slug, domain, DEFAULT_BRANCH)
+    repo = _new_repo_row(owner, slug, domain)
     if not hub.catalog.insert_repo(repo):
         raise HubError(f"repo {owner}/{slug} exists already")
     return repo
+
+
+def _new_repo_row(owner: str, slug: str, domain: str | None) -> RepoRow:
+    """The row of a repo not made yet, with a fresh UUID."""
+    check_repo_name(owner, slug)
+    if domain is not None and not _NAME.fullmatch(domain):
+        raise HubError(f"domain {domain[:80]!r} must be 1-64 of [A-Za-z0-9._-]")
+    return RepoRow(str(uuid.uuid4()), owner, slug, domain, DEFAULT_BRANCH)
 
 
 def find_repo(hub: Hub, owner: str, slug: str) -> RepoRow | None:
@@ -74,6 +80,32 @@ def repo_for_write(hub: Hub, owner: str, slug: str) -> RepoRow:
         if repo is None:
             raise
         return repo
+
+
+def push_to_repo(
+    hub: Hub,
+    owner: str,
+    slug: str,
+    branch: str,
+    commits: list[dict[str, Any]],
+    snapshots: list[dict[str, Any]],
+    *,
+    force: bool,
+) -> ThinPushResult:
+    """A thin push to owner/slug. A repo that does not exist yet is made by the push, at its
+    commit point, with the domain its commits name: a refused push leaves no repo behind. A
+    first push that loses the name to a racing write goes to the repo that write made, as a
+    push coming after it."""
+    repo = find_repo(hub, owner, slug)
+    if repo is None:
+        made = _new_repo_row(owner, slug, pushed_domain(commits))
+        try:
+            return thin_push(hub, made.repo_id, branch, commits, snapshots, force=force, new_repo=made)
+        except RepoNameTaken:
+            return push_to_repo(hub, owner, slug, branch, commits, snapshots, force=force)
+    result = thin_push(hub, repo.repo_id, branch, commits, snapshots, force=force)
+    settle_domain(hub, repo, commits)
+    return result
 
 
 def settle_domain(hub: Hub, repo: RepoRow, commits: Iterable[Mapping[str, Any]]) -> None:

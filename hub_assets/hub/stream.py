@@ -16,6 +16,14 @@ class Uploaded:
     skipped: int  # objects the hub held already (now registered for the repo too)
 
 
+class WrongBytes(HubError):
+    """An object's bytes do not hash to its id."""
+
+    def __init__(self, object_id: str) -> None:
+        super().__init__(f"object {object_id[:64]!r}: bytes do not hash to its id")
+        self.object_id = object_id
+
+
 class VerifiedObjects(dict[str, bytes]):
     """object id -> bytes, each checked to hash to its id (only `verify_objects` makes one)."""
 
@@ -26,7 +34,7 @@ def verify_objects(objects: Iterable[tuple[str, bytes]]) -> VerifiedObjects:
     verified = VerifiedObjects(sorted(objects))
     for object_id, data in verified.items():
         if hashlib.sha256(data).hexdigest() != object_id:
-            raise HubError(f"object {object_id[:64]!r}: bytes do not hash to its id")
+            raise WrongBytes(object_id)
     return verified
 
 

@@ -3,8 +3,9 @@ commits and full snapshots, no objects, no head — made visible at once and ind
 
 1. Validate: the commits and snapshots go through the bundle decoder with the catalog's view of
    the repo (every rule of SPEC §3), and each snapshot id must be its manifest's (as the index
-   checks); every parent must be a pushed commit or one of the repo's; every object a pushed
-   snapshot names must be registered for the repo (the ghost guard, §8).
+   checks); every parent must be a pushed commit or one of the repo's. Then the objects a pushed
+   snapshot names that are not registered for the repo are claimed from its presigned uploads
+   (`hub/presigned.py`), and every one must be registered now (the ghost guard, §8).
 2. The tip (the pushed commit no pushed commit names as a parent) must descend from the branch
    head, unless `force`.
 3. Land: a bundle of the commits, the snapshots and the named objects still only inline
@@ -28,10 +29,11 @@ import msgpack
 
 from ..bundle import Bundle, BundleError, CommitRecord, decode_bundle
 from ..bundle.identity import mismatched_snapshot_ids
-from ..catalog import AcceptedPush
+from ..catalog import AcceptedPush, RepoRow
 from ..store import KeyWriter, partition_key, quarantine_key
 from .context import BranchConflict, BundleRefused, Hub, HubError, NotFastForward
 from .heads import choose_head, descends_from
+from .presigned import claim_presigned
 from .push import accept_landed, check_names
 
 # A push that loses the compare-and-swap to one that moved the branch forward, to a head the
@@ -55,18 +57,25 @@ def thin_push(
     snapshots: list[dict[str, Any]],
     *,
     force: bool,
+    new_repo: RepoRow | None = None,
 ) -> ThinPushResult:
     """Move `branch` of `repo_id` to the tip of the pushed `commits`, whose `snapshots` name
-    only objects already registered for the repo. When this returns, the commits, snapshots and
-    branch head are in the catalog, fetchable, and the bundle is under the upload prefix (on a
-    hub with a publisher, on its way there: see `hub/push.py`).
+    only objects registered for the repo or waiting in its presigned uploads. When this
+    returns, the commits, snapshots and branch head are in the catalog, fetchable, and the
+    bundle is under the upload prefix (on a hub with a publisher, on its way there: see
+    `hub/push.py`).
 
     No commits: nothing changes; the answer carries the branch's head (HubError if it has none).
 
     Raises BundleRefused (a rule of SPEC §3, or a parent that is no commit of the push or the
-    repo), HubError (bad names, the ghost guard, no single tip), NotFastForward (the tip does not
-    descend from the branch head, and not `force`), BranchConflict (the branch kept moving under
-    the push). On any of them nothing of the push is visible and nothing is uploaded.
+    repo), HubError (bad names, a wrong presigned upload, the ghost guard, no single tip),
+    NotFastForward (the tip does not descend from the branch head, and not `force`),
+    BranchConflict (the branch kept moving under the push). On any of them nothing of the push
+    is visible and nothing is uploaded.
+
+    `new_repo`: the row of the repo `repo_id` names, not in the catalog yet: inserted at the
+    commit point, so a refused push leaves no repo; RepoNameTaken when a racing write took
+    its owner/slug first.
     """
     check_names(repo_id, branch)
     where = f"pushed to {repo_id}/{branch}"
@@ -77,7 +86,9 @@ def thin_push(
     _check_snapshot_ids(decoded, where)
     _check_parents(hub, repo_id, decoded.commits, where)
     named = sorted({object_id for s in decoded.snapshots for object_id in s.manifest.values()})
-    missing = len(named) - len(hub.catalog.registered_objects(repo_id, named))
+    unregistered = set(named) - hub.catalog.registered_objects(repo_id, named)
+    # Claimed only now, the commits and snapshots found good: a refused push claims no upload.
+    missing = len(unregistered) - claim_presigned(hub, repo_id, unregistered) if unregistered else 0
     if missing:
         raise HubError(f"{missing} snapshot object(s) not registered")
     try:
@@ -107,6 +118,7 @@ def thin_push(
                 pending_upload=landed,
                 snapshots=decoded.snapshots,
                 commits=decoded.commits,
+                new_repo=new_repo,
             )
             if hub.catalog.accept_push(pushed):
                 return expected

@@ -28,7 +28,12 @@ def quarantine_key(repo_id: str) -> str:
 def presigned_key(repo_id: str, object_id: str) -> str:
     """Where a presigned PUT of an object for the repo lands, until a push claims it (verified,
     then moved to its object key). In quarantine: the sweep removes what no push claims."""
-    return f"{QUARANTINE}presigned/{repo_id}/{object_id}"
+    return presigned_prefix(repo_id) + object_id
+
+
+def presigned_prefix(repo_id: str) -> str:
+    """The prefix of the repo's presigned uploads waiting for a push."""
+    return f"{QUARANTINE}presigned/{repo_id}/"
 
 
 def refused_key(partition_key: str) -> str:

@@ -4,16 +4,19 @@ file store every object goes inline."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
 from hub_assets.catalog import schema
-from hub_assets.hub import HubError, read_object
+from hub_assets.hub import Hub, HubError, read_object
 from hub_assets.hub.presigned import claim_presigned
-from hub_assets.hub.repos import find_repo
-from hub_assets.store import object_key, presigned_key
+from hub_assets.hub.repos import find_repo, repo_for_write
+from hub_assets.store import FileStore, object_key, presigned_key
 
 from .conftest import ApiServer
 from .recorded import recorded, recorded_objects
@@ -109,3 +112,71 @@ def test_push_of_objects_uploaded_by_presigned_put_is_accepted(s3_api: ApiServer
     assert read_object(s3_api.hub, repo_id, LARGE_ID) == objects[LARGE_ID]
     with s3_api.hub.catalog.engine.connect() as conn:
         assert len(list(conn.execute(schema.commits.select()))) == 2
+
+
+def test_one_wrong_presigned_upload_refuses_the_claim_of_them_all(s3_api: ApiServer) -> None:
+    """The uploads a push names are claimed together: the wrong one, named last, is removed and
+    refuses the push, and none of the good ones before it is stored or registered."""
+    hub = s3_api.hub
+    repo_id = repo_for_write(hub, "alice", "demo").repo_id
+    good = {hashlib.sha256(data).hexdigest(): data for data in (b"first good upload", b"second good upload")}
+    wrong = hashlib.sha256(b"what the client meant").hexdigest()
+    for object_id, data in [*good.items(), (wrong, b"what arrived instead")]:
+        hub.store.put(presigned_key(repo_id, object_id), data)
+
+    with pytest.raises(HubError, match=f"^presigned upload refused: object '{wrong}': bytes do not hash to its id$"):
+        claim_presigned(hub, repo_id, [*sorted(good), wrong])
+
+    assert hub.catalog.registered_objects(repo_id, [*good, wrong]) == set()
+    assert not any(hub.store.exists(object_key(object_id)) for object_id in [*good, wrong])
+    assert not hub.store.exists(presigned_key(repo_id, wrong)), "the wrong bytes are removed"
+    assert all(hub.store.exists(presigned_key(repo_id, object_id)) for object_id in good), "left for the next push"
+
+
+class _ClaimedWhileListed(FileStore):
+    """A file store on which a racing push of the repo claims `first` after a claim listed the
+    presigned uploads and before it reads them."""
+
+    def __init__(self, root: Path, hub: Hub, repo_id: str, first: str) -> None:
+        super().__init__(root)
+        self.racing = (hub, repo_id, first)
+
+    def get_many(self, keys: Sequence[str], in_flight: int) -> dict[str, bytes]:
+        if self.racing:
+            hub, repo_id, first = self.racing
+            self.racing = None
+            assert claim_presigned(hub, repo_id, [first]) == 1
+        return super().get_many(keys, in_flight)
+
+
+def test_an_upload_claimed_by_a_racing_push_meanwhile_leaves_the_rest_claimed(file_api: ApiServer) -> None:
+    hub = file_api.hub
+    repo_id = repo_for_write(hub, "alice", "demo").repo_id
+    uploads = {hashlib.sha256(data).hexdigest(): data for data in (b"claimed by the racing push", b"by this one")}
+    for object_id, data in uploads.items():
+        hub.store.put(presigned_key(repo_id, object_id), data)
+    first = sorted(uploads)[0]
+    racing = Hub(hub.catalog, _ClaimedWhileListed(hub.store.root, hub, repo_id, first))
+
+    assert claim_presigned(racing, repo_id, uploads) == 1
+
+    assert hub.catalog.registered_objects(repo_id, uploads) == set(uploads)
+    assert all(read_object(hub, repo_id, object_id) == data for object_id, data in uploads.items())
+    assert not any(hub.store.exists(presigned_key(repo_id, object_id)) for object_id in uploads)
+
+
+def test_a_push_refused_for_its_commits_claims_no_presigned_upload(s3_api: ApiServer) -> None:
+    data = recorded_objects(4)[LARGE_ID]
+    assert put(presign(s3_api), data) == 200
+    repo_id = find_repo(s3_api.hub, "alice", "demo").repo_id
+    content = recorded(5).content
+    content["bundle"]["commits"][1]["parent_commit_id"] = "f" * 64  # the first commit, with a parent nobody has
+    before = catalog_dump(s3_api)
+
+    reply = s3_api.call("POST", "/alice/demo/push", content, owner="alice")
+
+    assert (reply.status, reply.body["ok"]) == (200, False), reply.body
+    assert f"parent {'f' * 64} is a commit of neither the push nor repo {repo_id}" in reply.body["message"]
+    assert catalog_dump(s3_api) == before, "nothing registered"
+    assert s3_api.hub.store.get(presigned_key(repo_id, LARGE_ID)) == data, "still waiting for a good push"
+    assert not s3_api.hub.store.exists(object_key(LARGE_ID))

@@ -6,13 +6,14 @@ from __future__ import annotations
 import random
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import msgpack
 import pytest
+import sqlalchemy as sa
 
 from hub_assets.bundle import Bundle
 from hub_assets.hub import Hub, HubError, Negotiation, NotFound, PackTooLarge, fetch_pack, negotiate
@@ -223,6 +224,25 @@ def test_a_fetch_sends_only_what_the_haves_lack(
     assert contents(pulled) == {i: repo.contents[i] for i in new_ids}
 
 
+def test_a_fetch_sends_no_object_a_have_on_another_branch_holds(file_hub: Hub) -> None:
+    """root - main1 (main), root - feature1 (feature): main1 names an object only feature1's
+    snapshot names before it. A client holding feature1 pulling main gets main1 without it,
+    though feature1 is no parent of what it gets."""
+    repo = CatalogRepo(file_hub, "repo-branches")
+    root = repo.commit({"a.txt": b"a v1\n"})
+    shared = b"MThd on the feature branch first\n"
+    feature1 = repo.commit({"a.txt": b"a v1\n", "beat.mid": shared}, [root], "feature")
+    main1 = repo.commit({"a.txt": b"a v2\n", "beat.mid": shared}, [root])
+
+    pulled = fetched(file_hub, repo.repo_id, [main1], [feature1])
+
+    assert commit_ids(pulled) == [main1]
+    assert contents(pulled) == {sha256_hex(b"a v2\n"): b"a v2\n"}
+    exact = len(fetch_pack(file_hub, repo.repo_id, [main1], [feature1], max_bytes=UNCAPPED))
+    with pytest.raises(PackTooLarge, match=rf"is {exact} bytes, over the {exact - 1}-byte limit$"):
+        fetch_pack(file_hub, repo.repo_id, [main1], [feature1], max_bytes=exact - 1)
+
+
 def test_a_fetch_of_two_wants_sends_both_histories_once(merge_history: MergeHistory) -> None:
     h, repo = merge_history, merge_history.repo
     pulled = fetched(repo.hub, repo.repo_id, [h.main1, h.side1], [h.root])
@@ -250,6 +270,37 @@ def test_negotiate_is_not_ready_on_an_unrelated_history(merge_history: MergeHist
     assert negotiate(repo.hub, repo.repo_id, [merge_history.merge], [other_root]) == Negotiation(
         [other_root], None, False
     )
+
+
+@pytest.fixture
+def statements(file_hub: Hub) -> Iterator[list[str]]:
+    """Every statement the hub sends to PostgreSQL while the test runs."""
+    sent: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        sent.append(statement)
+
+    sa.event.listen(file_hub.catalog.engine, "before_cursor_execute", record)
+    yield sent
+    sa.event.remove(file_hub.catalog.engine, "before_cursor_execute", record)
+
+
+def graph_reads(statements: list[str]) -> int:
+    return sum("musehub_commits.parent_ids" in statement for statement in statements)
+
+
+def test_negotiate_reads_the_graph_only_for_a_round_that_acknowledges_a_have(
+    merge_history: MergeHistory, statements: list[str]
+) -> None:
+    h, repo = merge_history, merge_history.repo
+    unknown = [fake_id(n) for n in range(64)]  # a round of a client whose commits the hub lacks
+    assert negotiate(repo.hub, repo.repo_id, [h.merge], unknown) == Negotiation([], None, False)
+    assert graph_reads(statements) == 0
+    with pytest.raises(NotFound, match=f"commit {unknown[0]} not found"):
+        negotiate(repo.hub, repo.repo_id, [unknown[0]], [h.root])
+    assert graph_reads(statements) == 0
+    assert negotiate(repo.hub, repo.repo_id, [h.merge], [*unknown, h.side1]) == Negotiation([h.side1], h.side1, True)
+    assert graph_reads(statements) == 1
 
 
 def write_history(hub: Hub, repo_id: str, n_commits: int) -> list[str]:

@@ -59,15 +59,19 @@ def test_merge_bases_of_a_long_chain_take_linear_time() -> None:
     assert graph.merge_bases(chain, ["c199999"], ["c100000"]) == {"c100000"}
 
 
-def test_the_boundary_is_the_parents_the_receiver_already_holds() -> None:
-    assert graph.boundary(PARENTS, {"c", "d"}) == {"b", "f"}
-    assert graph.boundary(PARENTS, {"a", "b"}) == set()
-    assert graph.boundary(PARENTS, set()) == set()
-
-
-def test_objects_to_send_are_those_no_held_snapshot_names() -> None:
-    sent = [{"a.txt": "1", "b.txt": "2"}, {"a.txt": "3", "c.txt": "2"}]
-    held = [{"a.txt": "1"}, {"moved/b.txt": "2"}]
-    assert graph.objects_to_send(sent, held) == {"3"}  # the same bytes under another path are held
-    assert graph.objects_to_send(sent, []) == {"1", "2", "3"}
-    assert graph.objects_to_send([], held) == set()
+@pytest.mark.parametrize(
+    ("have", "want", "frontier"),
+    [
+        (["c"], ["d"], {"b", "c"}),  # d, e, f sent: c (the receiver's tip) and b, e's parent, are held
+        (["f", "c"], ["d"], {"c", "f"}),  # both parents held
+        (["a"], ["d"], {"a"}),  # b, c, e, f, d sent: only a, b's parent, is held
+        (["f"], ["c"], {"b", "f"}),  # the receiver's tip on another branch, beside c's held parent
+        (["y"], ["d"], {"y"}),  # an unrelated receiver: nothing to build on but its tip
+    ],
+)
+def test_the_held_frontier_is_the_sent_commits_held_parents_and_the_receivers_tips(
+    have: list[str], want: list[str], frontier: set[str]
+) -> None:
+    held = graph.ancestors(PARENTS, have)
+    sent = graph.ancestors(PARENTS, want) - held
+    assert graph.held_frontier(PARENTS, held, sent) == frontier
