@@ -315,7 +315,13 @@ def init_dagster_tables(dagster_pg_url: str) -> None:
 
 
 def run_once(
-    mode: str, target: Target, bundle: BundleInfo, admin_url: str, dagster_pg_url: str, profile_dir: Path | None
+    mode: str,
+    target: Target,
+    bundle: BundleInfo,
+    admin_url: str,
+    dagster_pg_url: str,
+    profile_dir: Path | None,
+    timeline_dir: Path | None = None,
 ) -> dict[str, Any]:
     token = uuid.uuid4().hex[:12]
     database = create_scratch_database(admin_url, "hubbench")
@@ -363,6 +369,8 @@ def run_once(
             with psycopg.connect(libpq_conninfo(with_database(admin_url, dagster_db))) as conn:
                 query = "SELECT count(*) FROM event_logs WHERE run_id = %s"
                 result["events"] = conn.execute(query, [result["run_id"]]).fetchone()[0]
+        if timeline_dir and mode == "project":
+            write_timeline(timeline_dir / f"{target.kind}-x{bundle.scale:g}-{token}.txt", result["timeline"])
         if mode == "project" and result.get("status") != "indexed":
             raise RuntimeError(f"project run left the bundle {result.get('status')!r}")
         log.unlink()
@@ -371,6 +379,21 @@ def run_once(
         drop_database(admin_url, database)
         drop_store()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def write_timeline(path: Path, timeline: list[list[Any]]) -> None:
+    """One line per event of the run (seconds since RUN_START, gap since the previous event, type,
+    step, message), then each step's STEP_START → STEP_SUCCESS."""
+    lines, previous, started, spans = [], 0.0, {}, []
+    for at, kind, step, message in timeline:
+        lines.append(f"{at:8.4f} +{at - previous:7.4f}  {kind:28s} {step:14s} {message}")
+        previous = at
+        if kind == "STEP_START":
+            started[step] = at
+        elif kind == "STEP_SUCCESS" and step in started:
+            spans.append(f"{step:14s} {started[step]:8.4f} → {at:8.4f} = {at - started[step]:.4f} s")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([*lines, "", *spans]) + "\n")
 
 
 # --------------------------------------------------------------------------- summary
@@ -599,6 +622,11 @@ def main() -> int:
         type=Path,
         help="directory: profile every project run with pyinstrument (pip install pyinstrument), one text file each",
     )
+    parser.add_argument(
+        "--timeline",
+        type=Path,
+        help="directory: every project run's events (time since RUN_START, gaps, steps' spans), one text file each",
+    )
     args = parser.parse_args()
     with ExitStack() as stack:
         if args.own_postgres:
@@ -639,7 +667,9 @@ def benchmark(args: argparse.Namespace) -> int:
                     runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "project": []}
                     for repeat in range(args.repeats):
                         for mode in ("baseline", "project"):
-                            result = run_once(mode, target, bundle, args.pg_admin, dagster_pg_url, args.profile)
+                            result = run_once(
+                                mode, target, bundle, args.pg_admin, dagster_pg_url, args.profile, args.timeline
+                            )
                             runs[mode].append(result)
                             wall = result["phases"]["total"] if mode == "baseline" else result["wall_s"]
                             print(

@@ -9,6 +9,8 @@ once, so no timed run pays for them. The environment (HUB_*, DAGSTER_HOME, AWS_*
 the parent. Imports and instance creation are timed apart from the run itself.
 """
 
+from __future__ import annotations
+
 import contextlib
 import json
 import os
@@ -16,6 +18,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 _STARTED = time.perf_counter()
 
@@ -53,6 +59,7 @@ def _project(partition_key: str) -> dict:
         # RUN_START and RUN_SUCCESS times (the wall time above also covers creating the run).
         record = instance.get_run_record_by_id(outcome.run_id)
         run_s = record.end_time - record.start_time if record and record.start_time and record.end_time else wall
+        timeline = _timeline(instance, outcome.run_id)
     finally:
         instance.dispose()
     import sqlalchemy as sa
@@ -78,7 +85,24 @@ def _project(partition_key: str) -> dict:
         "run_id": outcome.run_id,
         "status": row[0] if row else None,
         "stats": row[1] if row else {},
+        "timeline": timeline,
     }
+
+
+def _timeline(instance: dg.DagsterInstance, run_id: str) -> list[list]:
+    """The run's events as [seconds since RUN_START, event type, step key, message]: where the
+    time between the run's start and its success goes (run.py --timeline)."""
+    import dagster as dg
+
+    entries = instance.all_logs(run_id)
+    start = next((e.timestamp for e in entries if e.dagster_event_type == dg.DagsterEventType.RUN_START), None)
+    start = start if start is not None else entries[0].timestamp
+    rows = []
+    for entry in entries:
+        kind = entry.dagster_event_type.value if entry.dagster_event_type else "LOG"
+        message = (entry.user_message or "").replace("\n", " ")[:90]
+        rows.append([round(entry.timestamp - start, 4), kind, entry.step_key or "", message])
+    return rows
 
 
 def _baseline(partition_key: str, database_url: str, store_url: str) -> dict:

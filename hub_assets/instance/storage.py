@@ -26,15 +26,19 @@ so each gets the same storage, built here:
 
 - a pool slot is claimed in one transaction (upstream's row lock ends before its UPDATE, so two
   processes could take one slot: pools did not hold across Celery workers).
+- an event is stored without the NOTIFY nothing listens for, and a dynamic partition found
+  present is not looked up again for a few seconds (issue 13: a run's fixed cost).
 
 It leans on dagster-postgres internals (each storage's `_engine`, the probe methods, the tables
-each storage's constructor checks, the slot claim and its table):
+each storage's constructor checks, the slot claim and its table, what store_event writes, the
+partition look-ups):
 hub_assets_tests/instance/test_dagster_internals.py pins every one, so an upgrade fails there.
 """
 
 from __future__ import annotations
 
 import select
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import wraps
@@ -42,8 +46,10 @@ from typing import Any, TypeVar
 
 import dagster as dg
 import sqlalchemy as sa
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.base_storage import DagsterStorage
-from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
+from dagster._core.storage.event_log.schema import ConcurrencySlotsTable, SqlEventLogStorageTable
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 from dagster._utils.concurrency import ConcurrencySlotStatus
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
@@ -197,10 +203,64 @@ class PooledRunStorage(_OnSharedEngine, PostgresRunStorage):
     has_backfill_tags_table = remembers_yes(PostgresRunStorage.has_backfill_tags_table)
 
 
+# How long a dynamic partition found present is taken as present without asking again. A run asks
+# 4 times per step for its own partition (24 queries in a 6-step index run: data-version inputs
+# and output contexts, each checking a range's start and end); a partition deleted by another
+# process is seen at most this late (one deleted through this process's instance at once).
+PARTITION_SEEN_S = 5.0
+# Past this many remembered partitions, the expired ones are dropped (a daemon sees every bundle).
+_PARTITIONS_SEEN_MAX = 1024
+
+
 class PooledEventLogStorage(_OnSharedEngine, PostgresEventLogStorage):
     # has_dynamic_partition, supports_asset_checks and asset-event tags each ask has_table first.
     has_table = remembers_yes(PostgresEventLogStorage.has_table)
     has_asset_key_col = remembers_yes(PostgresEventLogStorage.has_asset_key_col)
+
+    def __init__(self, shared: SharedEngine, create_tables: bool) -> None:
+        # (partitions definition, partition key) -> when it was last found present (monotonic).
+        self._partitions_seen: dict[tuple[str, str], float] = {}
+        super().__init__(shared, create_tables)
+
+    def store_event(self, event: EventLogEntry) -> None:
+        """dagster-postgres's store_event without its NOTIFY: a statement per event (56 of an index
+        run's ~340) that no reader listens for since event watchers poll (dagster-postgres keeps it
+        for older webservers; every process here runs the pinned version)."""
+        insert = self.prepare_insert_event(event).returning(SqlEventLogStorageTable.c.id)
+        with self._connect() as conn:
+            event_id = int(conn.execute(insert).scalar_one())
+        if event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS and event.get_dagster_event().asset_key:
+            with self.index_transaction() as conn:
+                self._store_asset_event_tags(conn, [event], [event_id])
+                self._store_asset_event(conn, event, event_id)
+        if event.is_dagster_event and event.dagster_event_type in ASSET_CHECK_EVENTS:
+            self.store_asset_check_event(event, event_id)
+
+    def has_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> bool:
+        key = (partitions_def_name, partition_key)
+        now = time.monotonic()
+        seen = self._partitions_seen.get(key)
+        if seen is not None and now - seen < PARTITION_SEEN_S:
+            return True
+        present = super().has_dynamic_partition(partitions_def_name, partition_key)
+        if present:
+            if len(self._partitions_seen) >= _PARTITIONS_SEEN_MAX:
+                self._forget_partitions_seen_before(now - PARTITION_SEEN_S)
+            self._partitions_seen[key] = now
+        return present
+
+    def delete_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> None:
+        self._partitions_seen.pop((partitions_def_name, partition_key), None)
+        super().delete_dynamic_partition(partitions_def_name, partition_key)
+
+    def wipe(self) -> None:
+        self._partitions_seen.clear()
+        super().wipe()
+
+    def _forget_partitions_seen_before(self, moment: float) -> None:
+        for key, seen in list(self._partitions_seen.items()):
+            if seen < moment:
+                self._partitions_seen.pop(key, None)
 
     def _claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str) -> ConcurrencySlotStatus:
         """A free slot row taken in one transaction. dagster-postgres selects it `FOR UPDATE SKIP

@@ -5,10 +5,13 @@ and nowhere else; then re-read the module and the source it mirrors."""
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
+import dagster
 import dagster_postgres
 import dagster_webserver.cli
 import pytest
+from dagster._core.instance.instance import DagsterInstance
 from dagster._core.instance.methods.storage_methods import StorageMethods
 from dagster._core.instance.ref import configurable_storage_data
 from dagster._core.storage.base_storage import DagsterStorage
@@ -136,3 +139,39 @@ def test_the_slot_claim_overridden_still_locks_on_an_autocommit_connection() -> 
     assert {"id", "concurrency_key", "run_id", "step_key", "deleted"} <= set(ConcurrencySlotsTable.c.keys())
     assert {status.name for status in ConcurrencySlotStatus} == {"BLOCKED", "CLAIMED"}
     assert "def index_transaction(self)" in inspect.getsource(PostgresEventLogStorage)
+
+
+def test_partition_lookups_remembered_go_through_the_overridden_methods() -> None:
+    """PooledEventLogStorage remembers a partition found present and forgets it when deleted or
+    wiped: the instance must ask the event-log storage, through these methods and no others."""
+    for name, parameters in {
+        "has_dynamic_partition": ["self", "partitions_def_name", "partition_key"],
+        "delete_dynamic_partition": ["self", "partitions_def_name", "partition_key"],
+        "wipe": ["self"],
+    }.items():
+        assert list(inspect.signature(getattr(SqlEventLogStorage, name)).parameters) == parameters
+        assert name not in vars(PostgresEventLogStorage), f"dagster-postgres overrides {name} now"
+    instance_source = inspect.getsource(DagsterInstance)
+    assert "self._event_storage.has_dynamic_partition(" in instance_source
+    assert "self._event_storage.delete_dynamic_partition(" in instance_source
+
+
+def test_the_event_stored_without_notify_is_upstreams_but_for_the_notify() -> None:
+    """PooledEventLogStorage.store_event is dagster-postgres's without the NOTIFY that nothing in
+    dagster or dagster-postgres listens for (event watchers poll the table)."""
+    upstream = inspect.getsource(PostgresEventLogStorage.store_event)
+    assert "NOTIFY" in upstream and "no longer used" in upstream
+    for step in (
+        "self.prepare_insert_event(event)",
+        "self._store_asset_event_tags(conn, [event], [event_id])",
+        "self._store_asset_event(conn, event, event_id)",
+        "self.store_asset_check_event(event, event_id)",
+        "event.dagster_event_type in ASSET_EVENTS",
+        "event.dagster_event_type in ASSET_CHECK_EVENTS",
+    ):
+        assert step in upstream, step
+    assert upstream.count("conn.execute(") == 2, "one more statement than the INSERT and the NOTIFY"
+    for module in (dagster_postgres, dagster):
+        root = Path(module.__file__).parent
+        listens = [p for p in root.rglob("*.py") if "LISTEN " in p.read_text(errors="replace")]
+        assert listens == [], listens

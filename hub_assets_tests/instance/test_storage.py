@@ -114,8 +114,8 @@ def _probes(statements: list[str]) -> list[str]:
     return [s for s in statements if "pg_catalog.pg_class" in s or "pg_catalog.pg_attribute" in s]
 
 
-def _schema_questions(instance: dg.DagsterInstance) -> None:
-    assert instance.has_dynamic_partition(PARTITIONS, "r/a")  # asks has_table("dynamic_partitions")
+def _schema_questions(instance: dg.DagsterInstance, partition: str = "r/a") -> None:
+    assert instance.has_dynamic_partition(PARTITIONS, partition)  # asks has_table("dynamic_partitions")
     assert instance.event_log_storage.supports_asset_checks  # has_table("asset_check_executions")
     assert instance.run_storage.has_run_stats_index_cols()  # column reflection of `runs`
     assert instance.run_storage.has_backfill_id_column()
@@ -125,14 +125,73 @@ def _schema_questions(instance: dg.DagsterInstance) -> None:
 def test_a_schema_probe_that_found_its_table_is_not_sent_again(
     project_instance: dg.DagsterInstance, statements: list[str]
 ) -> None:
-    project_instance.add_dynamic_partitions(PARTITIONS, ["r/a"])
-    _schema_questions(project_instance)
+    rounds = [f"r/{n}" for n in range(5)]
+    project_instance.add_dynamic_partitions(PARTITIONS, rounds)
+    _schema_questions(project_instance, rounds[0])
     assert _probes(statements), "the first answers come from the database"
     statements.clear()
-    for _ in range(4):
-        _schema_questions(project_instance)
+    for partition in rounds[1:]:
+        _schema_questions(project_instance, partition)
     assert statements, "the questions still reach the database (dynamic_partitions)"
     assert _probes(statements) == []
+
+
+def _partition_lookups(statements: list[str]) -> int:
+    return sum("FROM dynamic_partitions" in s for s in statements)
+
+
+def test_a_partition_found_present_is_not_looked_up_again_for_a_while(
+    project_instance: dg.DagsterInstance, statements: list[str]
+) -> None:
+    """A run asks for its own partition 4 times per step."""
+    project_instance.add_dynamic_partitions(PARTITIONS, ["r/a"])
+    statements.clear()
+    for _ in range(5):
+        assert project_instance.has_dynamic_partition(PARTITIONS, "r/a")
+    assert _partition_lookups(statements) == 1
+
+
+def test_a_partition_found_present_is_looked_up_again_once_the_while_is_over(
+    project_instance: dg.DagsterInstance, statements: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hub_assets.instance.storage.PARTITION_SEEN_S", 0.0)
+    project_instance.add_dynamic_partitions(PARTITIONS, ["r/a"])
+    statements.clear()
+    for _ in range(3):
+        assert project_instance.has_dynamic_partition(PARTITIONS, "r/a")
+    assert _partition_lookups(statements) == 3
+
+
+def test_a_partition_absent_is_looked_up_every_time_and_seen_once_added_elsewhere(
+    project_instance: dg.DagsterInstance, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not project_instance.has_dynamic_partition(PARTITIONS, "r/new")
+    with open_project_instance(tmp_path / "other", pg_url, monkeypatch) as other:
+        other.add_dynamic_partitions(PARTITIONS, ["r/new"])
+    assert project_instance.has_dynamic_partition(PARTITIONS, "r/new")
+
+
+def test_a_partition_deleted_through_the_instance_is_absent_at_once(project_instance: dg.DagsterInstance) -> None:
+    project_instance.add_dynamic_partitions(PARTITIONS, ["r/a", "r/b"])
+    assert project_instance.has_dynamic_partition(PARTITIONS, "r/a")
+    assert project_instance.has_dynamic_partition(PARTITIONS, "r/b")
+    project_instance.delete_dynamic_partition(PARTITIONS, "r/a")
+    assert not project_instance.has_dynamic_partition(PARTITIONS, "r/a")
+    project_instance.wipe()
+    assert not project_instance.has_dynamic_partition(PARTITIONS, "r/b")
+
+
+def test_partitions_remembered_are_bounded(
+    project_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon asks about every bundle pushed: the expired ones are dropped past the bound."""
+    monkeypatch.setattr("hub_assets.instance.storage._PARTITIONS_SEEN_MAX", 3)
+    monkeypatch.setattr("hub_assets.instance.storage.PARTITION_SEEN_S", 0.0)
+    keys = [f"r/{n}" for n in range(10)]
+    project_instance.add_dynamic_partitions(PARTITIONS, keys)
+    for key in keys:
+        assert project_instance.has_dynamic_partition(PARTITIONS, key)
+    assert len(project_instance.event_log_storage._partitions_seen) <= 3
 
 
 def test_a_schema_probe_that_found_nothing_asks_again(
