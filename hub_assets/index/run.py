@@ -54,8 +54,10 @@ def index_partitions(instance: dg.DagsterInstance, partition_keys: Sequence[str]
             outcomes.append(IndexOutcome(key, False, "", reason))
             continue
         tags = {PARTITION_TAG: key, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
-        with dg.execute_job(job, instance, tags=tags, raise_on_error=False) as result:
-            reason = None if result.success else _reason(result)
+        # Not entered as a context: entering sets the run's resources up again (a catalog engine,
+        # the store), only to read outputs, which an index run has none of worth reading.
+        result = dg.execute_job(job, instance, tags=tags, raise_on_error=False)
+        reason = None if result.success else _reason(result)
         outcomes.append(IndexOutcome(key, result.success, result.run_id, reason))
     return outcomes
 
