@@ -100,7 +100,12 @@ def _insert_all(engine: sa.Engine, table: sa.Table, rows: list[dict[str, Any]]) 
             conn.execute(statement, chunk)
 
 
-def _resolve(snapshots: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+def unpack(data: bytes) -> dict[str, Any]:
+    """The whole bundle in one call, as the seed did."""
+    return msgpack.unpackb(data, raw=False)
+
+
+def resolve_deltas(snapshots: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     """Full manifest of every snapshot: a delta is its base's manifest, copied, plus its changes."""
     by_id = {s["snapshot_id"]: s for s in snapshots}
     manifests: dict[str, dict[str, str]] = {}
@@ -126,6 +131,18 @@ def _resolve(snapshots: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     for snapshot_id in by_id:
         manifest_of(snapshot_id)
     return manifests
+
+
+def decode_objects(bundle: dict[str, Any]) -> dict[str, bytes]:
+    """Object id -> decoded bytes: every zstd object decoded, with one decompressor."""
+    decompressor = zstandard.ZstdDecompressor()
+    objects: dict[str, bytes] = {}
+    for record in bundle.get("objects", []):
+        content = record["content"]
+        if record.get("encoding") == "zstd":
+            content = decompressor.decompress(content)
+        objects[record["object_id"]] = content
+    return objects
 
 
 async def _put_all(store: _Store, items: list[tuple[str, bytes]]) -> None:
@@ -166,19 +183,13 @@ def run_baseline(partition_key: str, database_url: str, store_url: str) -> dict[
         raise ValueError(f"sha256 {digest} is not the bundle key {bundle_key}")
     lap("fetch")
 
-    bundle = msgpack.unpackb(data, raw=False)
+    bundle = unpack(data)
     lap("unpack")
 
-    manifests = _resolve(bundle.get("snapshots", []))
+    manifests = resolve_deltas(bundle.get("snapshots", []))
     lap("resolve")
 
-    decompressor = zstandard.ZstdDecompressor()
-    objects: dict[str, bytes] = {}
-    for record in bundle.get("objects", []):
-        content = record["content"]
-        if record.get("encoding") == "zstd":
-            content = decompressor.decompress(content)
-        objects[record["object_id"]] = content
+    objects = decode_objects(bundle)
     lap("decode")
 
     created = {s["snapshot_id"]: s.get("created_at") for s in bundle.get("snapshots", [])}

@@ -2,20 +2,22 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Encoding = Literal["identity", "zstd"]
 Manifest = dict[str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectRecord:
+class ObjectRecord(NamedTuple):
     """One object as it came over the wire. `content` stays encoded until it is stored,
     so a decoded bundle never holds both the encoded and the decoded bytes of all objects.
 
     Decoded without content (a push validating a bundle it does not store objects from),
     `content` is empty and `content_sha256`, the digest of the content as sent, stands in for
-    it, so that an id sent twice with different bytes is still refused."""
+    it, so that an id sent twice with different bytes is still refused.
+
+    A named tuple, not a frozen dataclass: a bundle has up to a million of them, and a tuple is
+    made in a quarter of the time (1 µs per object was a twentieth of decoding the reference push)."""
 
     object_id: str
     content: bytes

@@ -1,0 +1,262 @@
+"""Validated decoding vs the seed's unpack + resolve + zstd (issue #13), on the reference push.
+
+    .venv/bin/python benchmarks/decode_speed.py [--scales 1,10] [--repeats 5] [--before main] [--no-rss]
+
+Modes, each timed on the bundle's bytes already in memory (the baseline's fetch + sha256 is not
+counted; the project's modes include the sha256 of the whole bundle, which they compute anyway):
+
+  baseline  benchmarks/baseline.py's own steps: unpack (one msgpack.unpackb) + resolve_deltas
+            + decode_objects (zstd)
+  index     decode_bundle as the index calls it: EmptyCatalog, object_content=True, with the key
+  push      decode_bundle as a large push calls it: object_content=False, no key
+
+For each code version (this tree; with --before REF also that commit's hub_assets, extracted
+under benchmarks/.work) one worker process per scale loads the bundle once and then runs the
+modes on request; the parent asks the workers in turn (A B A B …), so every version and mode
+sees the same machine. Times are medians of `repeats`; a ratio is the median over the rounds of
+mode / baseline timed just before it by the same worker (so a slow spell of this shared machine
+moves both sides of a ratio).
+Peak RSS: VmHWM of a fresh process that runs one mode once, reading the bundle as it would in
+production (the baseline reads the whole file, decode_bundle streams it from an open file).
+Prints one table and appends it, with the machine and date, to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+WORK = HERE / ".work"
+MODES = ("baseline", "index", "push")
+
+
+# --------------------------------------------------------------------------- worker side
+# Runs with PYTHONPATH set to the code version measured: it imports hub_assets only from there
+# (so not run.py, which puts this tree first on sys.path).
+
+
+def _decode(stream: IO[bytes], mode: str, bundle_key: str) -> tuple[int, int]:
+    from hub_assets.bundle import EmptyCatalog, decode_bundle
+    from hub_assets.settings import bundle_limits
+
+    bundle = decode_bundle(
+        stream,
+        bundle_key=bundle_key if mode == "index" else None,
+        name="bench",
+        limits=bundle_limits(),
+        catalog=EmptyCatalog(),
+        object_content=mode == "index",
+    )
+    return len(bundle.commits), len(bundle.objects)
+
+
+def _baseline(data: bytes) -> tuple[int, int]:
+    import baseline
+
+    bundle = baseline.unpack(data)
+    baseline.resolve_deltas(bundle.get("snapshots", []))
+    objects = baseline.decode_objects(bundle)
+    return len(bundle.get("commits", [])), len(objects)
+
+
+def run_mode(mode: str, data: bytes, bundle_key: str) -> tuple[int, int]:
+    """(commits, objects) decoded, as a check that every mode read the whole bundle."""
+    return _baseline(data) if mode == "baseline" else _decode(io.BytesIO(data), mode, bundle_key)
+
+
+def worker(path: Path, bundle_key: str) -> None:
+    """Answer each mode name read from stdin with one JSON line: seconds and counts."""
+    import hub_assets
+
+    data = path.read_bytes()
+    print(json.dumps({"hub_assets": str(Path(hub_assets.__file__).parent)}), flush=True)
+    for line in sys.stdin:
+        mode = line.strip()
+        gc.collect()
+        started = time.perf_counter()
+        counts = run_mode(mode, data, bundle_key)
+        seconds = time.perf_counter() - started
+        print(json.dumps({"seconds": seconds, "counts": counts}), flush=True)
+
+
+def peak_rss(mode: str, path: Path, bundle_key: str) -> None:
+    """Run `mode` once as production reads the bundle; print VmHWM in kB."""
+    if mode == "baseline":
+        _baseline(path.read_bytes())
+    else:
+        with path.open("rb") as stream:
+            _decode(stream, mode, bundle_key)
+    status = Path("/proc/self/status").read_text()
+    print(next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")))
+
+
+# --------------------------------------------------------------------------- parent side
+
+
+def _code_root(ref: str | None) -> Path:
+    """This tree, or `ref`'s hub_assets extracted (once per commit) under benchmarks/.work."""
+    if ref is None:
+        return REPO
+    commit = _git("rev-parse", "--short", ref)
+    root = WORK / f"code-{commit}"
+    if not (root / "hub_assets").is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", commit, "hub_assets"], cwd=REPO, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    return root
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _child(code: Path, *args: str, **popen: Any) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    return subprocess.Popen([sys.executable, __file__, *args], env=env, text=True, **popen)
+
+
+class Worker:
+    def __init__(self, code: Path, path: Path, bundle_key: str) -> None:
+        self.process = _child(code, "--worker", str(path), bundle_key, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        loaded = Path(self._answer()["hub_assets"])
+        if not loaded.is_relative_to(code):
+            raise SystemExit(f"worker for {code} imported hub_assets from {loaded}")
+
+    def _answer(self) -> dict[str, Any]:
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"worker exited with {self.process.wait()}")
+        return json.loads(line)
+
+    def time(self, mode: str) -> tuple[float, list[int]]:
+        self.process.stdin.write(mode + "\n")
+        self.process.stdin.flush()
+        answer = self._answer()
+        return answer["seconds"], answer["counts"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def _rss_mb(code: Path, mode: str, path: Path, bundle_key: str) -> float:
+    child = _child(code, "--rss", mode, str(path), bundle_key, stdout=subprocess.PIPE)
+    out, _ = child.communicate()
+    if child.returncode:
+        raise SystemExit(f"peak RSS run of {mode} failed ({child.returncode})")
+    return int(out) / 1024
+
+
+def _machine() -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "unknown")
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in line)
+    load = os.getloadavg()
+    return (
+        f"CPU {cpu}, nproc {os.cpu_count()}; memory {mem_kb / 1024 / 1024:.1f} GiB; "
+        f"{platform.system()} {platform.release()}; Python {platform.python_version()}; "
+        f"PostgreSQL not used; load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}"
+    )
+
+
+def benchmark(args: argparse.Namespace) -> str:
+    sys.path.insert(0, str(REPO))
+    from run import append_section, code_version, ensure_bundle
+
+    versions = {"after": _code_root(None)}
+    if args.before:
+        versions = {"before": _code_root(args.before), **versions}
+    started_at = datetime.now(UTC)
+    machine = _machine()
+    before = (
+        f"; before = hub_assets of {args.before} ({_git('rev-parse', '--short', args.before)})"
+        if args.before
+        else ""
+    )
+    lines = [
+        f"## {started_at:%Y-%m-%d %H:%M} UTC — validated decode vs the seed's unpack + resolve + zstd (issue #13)",
+        "",
+        f"- command: `python benchmarks/decode_speed.py {' '.join(sys.argv[1:])}`",
+        f"- machine: {machine}",
+        f"- code: after = {code_version()}{before}",
+        f"- medians of {args.repeats} alternating runs per mode, one worker process per code version; "
+        "ratio = median over rounds of mode / the same worker's baseline of that round; "
+        "peak RSS = VmHWM of one fresh process per mode",
+        "",
+        "| scale | code | baseline s | index s (×) | push s (×) | peak RSS MB baseline / index / push |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for scale in [float(s) for s in args.scales.split(",")]:
+        bundle = ensure_bundle(scale)
+        expected = [bundle.commits, bundle.objects]
+        workers = {name: Worker(code, bundle.path, bundle.bundle_key) for name, code in versions.items()}
+        times: dict[tuple[str, str], list[float]] = {(name, mode): [] for name in workers for mode in MODES}
+        try:
+            for _ in range(args.repeats):
+                for name, work in workers.items():
+                    for mode in MODES:
+                        seconds, counts = work.time(mode)
+                        if counts != expected:
+                            raise SystemExit(f"{name} {mode} decoded {counts}, not {expected} (commits, objects)")
+                        times[name, mode].append(seconds)
+        finally:
+            for work in workers.values():
+                work.close()
+        for name, code in versions.items():
+            median = {mode: statistics.median(times[name, mode]) for mode in MODES}
+            rss = (
+                " / ".join(f"{_rss_mb(code, mode, bundle.path, bundle.bundle_key):.0f}" for mode in MODES)
+                if args.rss
+                else "—"
+            )
+            base = median["baseline"]
+            ratio = {
+                mode: statistics.median(t / b for t, b in zip(times[name, mode], times[name, "baseline"], strict=True))
+                for mode in MODES
+            }
+            lines.append(
+                f"| {scale:g}× | {name} | {base:.3f} | {median['index']:.3f} ({ratio['index']:.2f}×) "
+                f"| {median['push']:.3f} ({ratio['push']:.2f}×) | {rss} |"
+            )
+            print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    if args.no_append:
+        print("\n" + text)
+    else:
+        append_section(args.results, text)
+    return text
+
+
+def main() -> int:
+    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
+        worker(Path(sys.argv[2]), sys.argv[3])
+        return 0
+    if len(sys.argv) == 5 and sys.argv[1] == "--rss":
+        peak_rss(sys.argv[2], Path(sys.argv[3]), sys.argv[4])
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", default="1,10", help="comma-separated scales of the reference push")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each mode per code version")
+    parser.add_argument("--before", help="also measure this git ref's hub_assets (e.g. main), alternating")
+    parser.add_argument("--no-rss", dest="rss", action="store_false", help="skip the peak RSS processes")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="markdown file to append to")
+    benchmark(parser.parse_args())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
