@@ -40,6 +40,7 @@ def start_index(partition_key: str, hub_home: Path) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow  # ~11 s: concurrent runs on S3
 @pytest.mark.parametrize("store_url", ["s3"], indirect=True)
 def test_object_blobs_of_concurrent_runs_never_overlap(hub_env: HubEnv, tmp_path: Path) -> None:
     apply_pool_limits(hub_env.instance, LIMITS)
