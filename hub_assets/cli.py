@@ -161,10 +161,9 @@ def cmd_status(args: argparse.Namespace, environment: HubEnvironment) -> int:
 
 def _repo_id(hub: Hub, repo: str) -> str:
     """A repo id, or the id of the repo named OWNER/SLUG (a repo id has no '/')."""
-    owner, slash, slug = repo.partition("/")
-    if not slash:
+    if "/" not in repo:
         return repo
-    found = find_repo(hub, owner, slug)
+    found = find_repo(hub, *parse_repo_name(repo))
     if found is None:
         raise HubError(f"no repo named {repo!r}")
     return found.repo_id

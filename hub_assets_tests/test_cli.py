@@ -161,6 +161,7 @@ FAILURES = {
     "cat-unknown-object": Failure(["cat", "--repo", "cli-a", fake_id("x")], f"object {fake_id('x')} not found"),
     "clone-unknown-branch": Failure(["clone", "--repo", "cli-a", "--branch", "nope", "out"], "branch 'nope' not found"),
     "status-unknown-repo-name": Failure(["status", "--repo", "nobody/nothing"], "no repo named 'nobody/nothing'"),
+    "status-bad-repo-name": Failure(["status", "--repo", "alice/"], "repo name 'alice/' must be OWNER/SLUG"),
     "dev-ui-beyond-loopback": Failure(["dev", "--host", "0.0.0.0"], "pass --expose-unauthenticated-ui"),
     "dev-unknown-launcher": Failure(
         ["dev"], "HUB_RUN_LAUNCHER must be 'default' or 'celery', got 'k8s'", env={"HUB_RUN_LAUNCHER": "k8s"}

@@ -164,8 +164,8 @@ def _read_array(unpacker: msgpack.Unpacker, key: str, limit: int, array: ArrayCh
     try:
         for _ in range(count):
             add(unpack())
-    except BundleError:
-        array.finish()  # a fault in an earlier record is named first
+    except (BundleError, msgpack.OutOfData):
+        array.finish()  # a fault in an earlier record is named first (before a truncation too)
         raise
     except UnicodeDecodeError:
         array.finish()

@@ -6,8 +6,6 @@ though neither depends on the other. Its multiprocess executor overlaps them at 
 step and decodes the bundle in each. This one is the in-process executor's loop with the step
 bodies moved onto a thread pool: steps are claimed, retried, pooled and recorded by Dagster's
 own ActiveExecution, and every event is handled on the orchestrating thread, in order per step.
-A step's hooks run on its thread after its body, as in a multiprocess executor's step process:
-the step after it starts as soon as its success is handled, not after its hooks' events are stored.
 
 It uses Dagster internals (`execute_plan`, `ActiveExecution`) as they are in 1.13; an upgrade
 must run hub_assets_tests/index/test_executor.py.
@@ -20,6 +18,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
+from dataclasses import dataclass, field
 
 import dagster as dg
 from dagster._core.errors import DagsterExecutionInterruptedError
@@ -45,6 +44,12 @@ from dagster._utils.interrupts import check_captured_interrupt
 # that became runnable without one (a pool slot freed by another run, a retry's delay over).
 _POLL_S = 0.2
 _CHECK_DUE_PAUSE_S = 0.02
+
+
+@dataclass
+class _Running:
+    context: StepExecutionContext
+    events: list[DagsterEvent] = field(default_factory=list)
 
 
 _DONE = object()
@@ -91,12 +96,10 @@ class ThreadedExecutor(Executor):
         logs = job_context.instance.compute_log_manager
         step_keys = [step.key for step in plan.get_steps_to_execute_in_topo_order()]
         events: queue.Queue[tuple[str, object]] = queue.Queue()
-        # Steps whose thread has not ended yet, a step that succeeded or failed included: its
-        # hooks are still running on it.
-        running: set[str] = set()
-        # Steps up for retry whose thread has not ended yet. No step is handed out meanwhile: the
-        # retry must not start before its first attempt is closed.
-        retrying: set[str] = set()
+        running: dict[str, _Running] = {}
+        # Steps whose thread reported their outcome but has not ended yet. No step is handed out
+        # meanwhile: a retry of one of them must not start before its first attempt is closed.
+        finishing: set[str] = set()
         with (
             plan.start(
                 retry_mode=job_context.retry_mode,
@@ -110,19 +113,18 @@ class ThreadedExecutor(Executor):
             log_context = capture.enter_context(logs.capture_logs(log_key))
             yield DagsterEvent.capture_logs(job_context, step_keys, log_key, log_context)
             try:
-                # Once every step has an outcome, the loop still waits for the threads still
-                # running hooks: their events belong to the run.
-                while not active.is_complete or running:
+                while not active.is_complete:
                     yield from active.concurrency_event_iterator(job_context)
                     if not running and check_captured_interrupt():
                         # Termination asked (a signal reaches only this thread, and a step thread
                         # cannot be interrupted): the steps under way have ended, start no more.
                         raise DagsterExecutionInterruptedError("Execution was interrupted")
-                    starting = not retrying and not active.is_complete and not check_captured_interrupt()
+                    starting = not finishing and not check_captured_interrupt()
                     ready = active.get_steps_to_execute(limit=self.max_concurrent - len(running)) if starting else []
                     for step in ready:
-                        running.add(step.key)
-                        pool.submit(_run_step, step.key, job_context.for_step(step, active.get_known_state()), events)
+                        step_context = job_context.for_step(step, active.get_known_state())
+                        running[step.key] = _Running(step_context)
+                        pool.submit(_run_step, step.key, step_context, events)
                     if not running:
                         # Nothing can start yet: a retry waits out its delay, or a step waits for
                         # its next pool-slot check. A check due now reads as <= 0: pause briefly
@@ -135,21 +137,23 @@ class ThreadedExecutor(Executor):
                     except queue.Empty:
                         continue
                     if isinstance(item, BaseException):
-                        running.discard(step_key)
+                        running.pop(step_key)
                         raise item
                     if item is _DONE:
-                        running.discard(step_key)
-                        retrying.discard(step_key)
+                        finishing.discard(step_key)
+                        done = running.pop(step_key)
                         active.verify_complete(job_context, step_key)
-                        yield from active.plan_events_iterator(job_context)
+                        for event in active.plan_events_iterator(job_context):
+                            done.events.append(event)
+                            yield event
+                        yield from _trigger_hook(done.context, done.events)
                         continue
                     assert isinstance(item, DagsterEvent)
+                    running[step_key].events.append(item)
                     yield item
-                    if item.is_hook_event:
-                        continue
                     active.handle_event(item)
-                    if item.is_step_up_for_retry:
-                        retrying.add(step_key)
+                    if item.is_step_success or item.is_step_failure or item.is_step_up_for_retry:
+                        finishing.add(step_key)
             except BaseException:
                 # Leaving the loop while other steps run would leave their pool slots claimed for
                 # ever: Dagster frees a slot when it handles the step's end event.
@@ -157,28 +161,23 @@ class ThreadedExecutor(Executor):
                 raise
 
 
-def _settle(active: ActiveExecution, running: set[str], events: "queue.Queue[tuple[str, object]]") -> None:
+def _settle(active: ActiveExecution, running: dict[str, _Running], events: "queue.Queue[tuple[str, object]]") -> None:
     """After an error on the orchestrating thread: start nothing, wait for the steps under way,
     and hand their events to Dagster so it frees their slots. Their own errors are secondary to
     the one being raised."""
     while running:
         step_key, item = events.get()
         if item is _DONE or isinstance(item, BaseException):
-            running.discard(step_key)
-        elif isinstance(item, DagsterEvent) and not item.is_hook_event:
+            running.pop(step_key, None)
+        elif isinstance(item, DagsterEvent):
             with suppress(Exception):
                 active.handle_event(item)
 
 
 def _run_step(step_key: str, context: StepExecutionContext, events: "queue.Queue[tuple[str, object]]") -> None:
-    """A step's body, then its hooks, on a pool thread; the events go to the orchestrating thread
-    in order. The hooks see the step's own events, as in a multiprocess executor's step process."""
+    """A step's body on a pool thread; its events go to the orchestrating thread in order."""
     try:
-        step_events = []
         for event in dagster_event_sequence_for_step(context):
-            step_events.append(event)
-            events.put((step_key, event))
-        for event in _trigger_hook(context, step_events):
             events.put((step_key, event))
     except BaseException:  # re-raised on the orchestrating thread, as the in-process executor would
         events.put((step_key, sys.exc_info()[1]))

@@ -16,59 +16,31 @@ from ..store import ObjectStore, open_store, split_partition_key, upload_key
 from .timing import TimedStream
 
 
-@dataclass
-class _SharedCatalog:
-    """One catalog engine for the copies of CatalogResource set up at once in a process."""
-
-    catalog: Catalog
-    users: int = 0
-    schema_checked: bool = False
-    checking: threading.Lock = field(default_factory=threading.Lock)
-
-
-# By (URL, rows per chunk). Dagster sets up a copy of CatalogResource for each resource that nests
-# it (BundleSource): each with an engine of its own, a run opened two sessions and checked the
-# schema twice on its critical path (a session costs ~10 ms here). The last copy torn down
-# disposes the engine, so nothing outlives the runs using it.
-_shared_catalogs: dict[tuple[str, int], _SharedCatalog] = {}
-_sharing = threading.Lock()
-
-
 class CatalogResource(dg.ConfigurableResource):
-    """The PostgreSQL catalog; one connection pool for the resources of a run."""
+    """The PostgreSQL catalog; one connection pool per run."""
 
     url: str = Field(description="SQLAlchemy URL, postgresql+psycopg://…")
     chunk_rows: int | None = Field(default=None, description=f"Rows per bulk write chunk; unset: {CHUNK_ROWS}.")
-    _key: tuple[str, int] = PrivateAttr()
-    _shared: _SharedCatalog = PrivateAttr()
+    _catalog: Catalog = PrivateAttr()
+    _schema_checked: bool = PrivateAttr(default=False)
+    _checking: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # No connection yet: a run that fails before its first catalog call opens none.
-        self._key = (self.url, self.chunk_rows or catalog_chunk_rows())
-        with _sharing:
-            shared = _shared_catalogs.get(self._key)
-            if shared is None:
-                shared = _shared_catalogs[self._key] = _SharedCatalog(Catalog.connect(*self._key))
-            shared.users += 1
-        self._shared = shared
+        # No connection yet: Dagster sets up a copy of this resource for each resource that nests
+        # it (BundleSource), 4 a run, and a copy never asked for would open a session for nothing.
+        self._catalog = Catalog.connect(self.url, self.chunk_rows or catalog_chunk_rows())
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        with _sharing:
-            self._shared.users -= 1
-            if self._shared.users:
-                return
-            del _shared_catalogs[self._key]
-        self._shared.catalog.engine.dispose()
+        self._catalog.engine.dispose()
 
     @property
     def catalog(self) -> Catalog:
         """The catalog, its tables created on first use."""
-        shared = self._shared
-        with shared.checking:
-            if not shared.schema_checked:
-                shared.catalog.create_schema()
-                shared.schema_checked = True
-        return shared.catalog
+        with self._checking:
+            if not self._schema_checked:
+                self._catalog.create_schema()
+                self._schema_checked = True
+        return self._catalog
 
 
 class ObjectStoreResource(dg.ConfigurableResource):

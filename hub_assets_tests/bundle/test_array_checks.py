@@ -151,6 +151,13 @@ def test_a_fault_found_over_the_array_is_named_before_a_later_unpacking_error() 
     rejected(data, "commits[0]", "commit_id must be 64 lowercase hex")
 
 
+def test_a_fault_found_over_the_array_is_named_before_a_truncation_after_it() -> None:
+    first = make_commit(GOOD_ID, commit_id="bad")
+    whole = pack(make_bundle(commits=[first, make_commit(GOOD_ID, message="MARK")]))
+    data = whole[: whole.index(b"MARK")]  # cut inside the second commit
+    rejected(data, "commits[0]", "commit_id must be 64 lowercase hex")
+
+
 @pytest.mark.parametrize(
     ("frame", "limit"),
     [

@@ -243,7 +243,6 @@ def _wait_for(condition: Callable[[], bool], failure: str) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.slow  # ~20 s: waits out a step still running after its run ended
 def test_a_run_ended_early_frees_the_pool_slots_of_steps_still_running(dagster_instance: dg.DagsterInstance) -> None:
     """The hook of the first step to end takes the interrupt and raises on the orchestrating
     thread while another step holds a pool slot: that step's end must still free it."""

@@ -7,8 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy import event
 
 from hub_assets.index.timing import PHASES
 from hub_assets.store import object_key, split_partition_key
@@ -127,26 +125,6 @@ def test_run_ends_with_one_summary_line(hub_env: HubEnv) -> None:
     assert len(summaries) == 1, summaries
     for _, label in PHASES:
         assert re.search(rf"\b{label} \d+ ms\b", summaries[0]), (label, summaries[0])
-
-
-def test_a_run_checks_the_catalog_schema_once_on_one_engine_it_disposes(hub_env: HubEnv) -> None:
-    """The run's copies of the catalog resource (BundleSource nests one) share one engine."""
-    from hub_assets.index import resources
-
-    pk = hub_env.upload(REPO, build_history(2, 3).wire())
-    probes: list[str] = []
-
-    def record(conn: sa.Connection, cursor: object, statement: str, *args: object) -> None:
-        if "to_regclass('musehub_" in statement:
-            probes.append(statement)
-
-    event.listen(sa.Engine, "before_cursor_execute", record)
-    try:
-        hub_env.index_ok(pk)
-    finally:
-        event.remove(sa.Engine, "before_cursor_execute", record)
-    assert len(probes) == 1, "both copies would check the schema on an engine of their own"
-    assert resources._shared_catalogs == {}, "the last copy torn down disposes the engine"
 
 
 def test_twice_is_once(hub_env: HubEnv) -> None:
