@@ -16,5 +16,5 @@ defs = dg.Definitions(
     assets=index_assets,
     jobs=[index_bundle],
     sensors=[upload_sensor, push_sweep_sensor],
-    resources={"catalog": catalog, "store": store, "source": BundleSource(catalog=catalog, store=store)},
+    resources={"catalog": catalog, "store": store, "source": BundleSource()},
 )

@@ -30,9 +30,11 @@ def _check(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
         return dg.AssetCheckSpec(name, asset=asset, blocking=True, partitions_def=bundles, description=description)
 
 
-def _load(context: dg.AssetExecutionContext, source: BundleSource) -> BundleRun:
+def _load(
+    context: dg.AssetExecutionContext, source: BundleSource, catalog: CatalogResource, store: ObjectStoreResource
+) -> BundleRun:
     try:
-        return source.load(context.partition_key)
+        return source.load(context.partition_key, catalog.catalog, store.store)
     except (BundleError, ValueError) as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None
     except ObjectNotFound:
@@ -42,11 +44,13 @@ def _load(context: dg.AssetExecutionContext, source: BundleSource) -> BundleRun:
 
 
 @dg.asset(**_common, kinds={"msgpack"})
-def bundle(context: dg.AssetExecutionContext, source: BundleSource) -> dg.MaterializeResult:
+def bundle(
+    context: dg.AssetExecutionContext, source: BundleSource, store: ObjectStoreResource, catalog: CatalogResource
+) -> dg.MaterializeResult:
     """The pushed bundle: its bytes proven equal to the bundle key, decoded and validated whole."""
-    run = _load(context, source)
+    run = _load(context, source, catalog, store)
     decoded = run.bundle
-    source.catalog.catalog.record_bundle(run.repo_id, decoded.bundle_key, decoded.size_bytes)
+    catalog.catalog.record_bundle(run.repo_id, decoded.bundle_key, decoded.size_bytes)
     return dg.MaterializeResult(
         metadata={
             "commits": len(decoded.commits),
@@ -66,7 +70,7 @@ def object_blobs(
     context: dg.AssetExecutionContext, source: BundleSource, store: ObjectStoreResource, catalog: CatalogResource
 ) -> dg.MaterializeResult:
     """Each object's raw bytes in the object store under objects/<id[:2]>/<id[2:]>."""
-    run = _load(context, source)
+    run = _load(context, source, catalog, store)
     with Stopwatch().running() as watch:
         stored, inline = catalog.catalog.object_states(o.object_id for o in run.bundle.objects)
         missing = [o for o in run.bundle.objects if o.object_id not in stored]
@@ -108,7 +112,7 @@ def object_rows(
     context: dg.AssetExecutionContext, source: BundleSource, store: ObjectStoreResource, catalog: CatalogResource
 ) -> dg.MaterializeResult:
     """musehub_objects rows of the bundle's objects; rows written inline at push are promoted."""
-    run = _load(context, source)
+    run = _load(context, source, catalog, store)
     objects = run.bundle.objects
     # One lookup of the store: a resource attribute goes through Dagster's config machinery.
     uri_for = store.store.uri_for
@@ -141,10 +145,10 @@ def object_rows(
     check_specs=[_check("refs_cover_manifests", "object_refs", "The repo may serve every object its manifests name.")],
 )
 def object_refs(
-    context: dg.AssetExecutionContext, source: BundleSource, catalog: CatalogResource
+    context: dg.AssetExecutionContext, source: BundleSource, store: ObjectStoreResource, catalog: CatalogResource
 ) -> dg.MaterializeResult:
     """musehub_object_refs: the repo may serve every object of the bundle and of its manifests."""
-    run = _load(context, source)
+    run = _load(context, source, catalog, store)
     ids = run.ref_ids
     with Stopwatch().running() as watch:
         written = catalog.catalog.add_object_refs(run.repo_id, ids)
@@ -168,10 +172,10 @@ def object_refs(
     check_specs=[_check("manifests_match_ids", "snapshots", "Each resolved manifest hashes to its snapshot_id.")],
 )
 def snapshots(
-    context: dg.AssetExecutionContext, source: BundleSource, catalog: CatalogResource
+    context: dg.AssetExecutionContext, source: BundleSource, store: ObjectStoreResource, catalog: CatalogResource
 ) -> dg.MaterializeResult:
     """musehub_snapshots: every snapshot of the bundle with its full, resolved manifest."""
-    run = _load(context, source)
+    run = _load(context, source, catalog, store)
     resolved = run.bundle.snapshots
     # The check hashes every manifest while the COPY waits on PostgreSQL parsing them: on a
     # thread it costs no wall time (0.7 s of 4.4 s at 10x the reference push, measured).
@@ -199,9 +203,11 @@ def snapshots(
 
 
 @dg.asset(**_common, deps=[snapshots, object_refs], pool="catalog", kinds={"postgres"})
-def commits(context: dg.AssetExecutionContext, source: BundleSource, catalog: CatalogResource) -> dg.MaterializeResult:
+def commits(
+    context: dg.AssetExecutionContext, source: BundleSource, store: ObjectStoreResource, catalog: CatalogResource
+) -> dg.MaterializeResult:
     """musehub_commits, parents first; written last, when all they point at is servable."""
-    run = _load(context, source)
+    run = _load(context, source, catalog, store)
     with Stopwatch().running() as watch:
         written = catalog.catalog.add_commits(run.repo_id, run.bundle.commits)
     run.phases_ms["commit_insert_ms"] = watch.ms

@@ -26,8 +26,7 @@ class CatalogResource(dg.ConfigurableResource):
     _checking: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # No connection yet: Dagster sets up a copy of this resource for each resource that nests
-        # it (BundleSource), 4 a run, and a copy never asked for would open a session for nothing.
+        # No connection yet: a run that never asks for the catalog opens no session.
         self._catalog = Catalog.connect(self.url, self.chunk_rows or catalog_chunk_rows())
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -89,10 +88,12 @@ class BundleSource(dg.ConfigurableResource):
     A bundle is content-addressed, so the decoded form of a partition never goes stale:
     the first asset of a run decodes it and the others reuse it, in memory, without
     pickling it through an IO manager. A run that starts further down decodes it again.
+
+    The catalog and the store come from the asset asking, not as nested resources: Dagster
+    sets up its own copy of a nested resource, so each run would open a second connection
+    pool and a second store beside the assets' own.
     """
 
-    catalog: dg.ResourceDependency[CatalogResource]
-    store: dg.ResourceDependency[ObjectStoreResource]
     # Unset limits come from the HUB_* variables when the run starts, not when the code loads,
     # so a long-lived process sees the environment of each run.
     max_commits: int | None = Field(default=None, description="Commits per bundle.")
@@ -110,23 +111,24 @@ class BundleSource(dg.ConfigurableResource):
         configured = {name: getattr(self, name) for name in vars(Limits())}
         return replace(bundle_limits(), **{name: value for name, value in configured.items() if value is not None})
 
-    def load(self, partition_key: str) -> BundleRun:
-        """The partition's bundle; raises BundleError when it must be refused. Steps running
-        at once (a run started below `bundle`) wait for one decode rather than each making one."""
+    def load(self, partition_key: str, catalog: Catalog, store: ObjectStore) -> BundleRun:
+        """The partition's bundle, read from `store` and resolved against `catalog`; raises
+        BundleError when it must be refused. Steps running at once (a run started below
+        `bundle`) wait for one decode rather than each making one."""
         with self._loading:
-            return self._runs.get(partition_key) or self._decode(partition_key)
+            return self._runs.get(partition_key) or self._decode(partition_key, catalog, store)
 
-    def _decode(self, partition_key: str) -> BundleRun:
+    def _decode(self, partition_key: str, catalog: Catalog, store: ObjectStore) -> BundleRun:
         started = time.perf_counter()
         repo_id, bundle_key = _split(partition_key)
-        with self.store.store.open(upload_key(partition_key)) as raw:
+        with store.open(upload_key(partition_key)) as raw:
             stream = TimedStream(raw)
             bundle = decode_bundle(
                 stream,
                 bundle_key=bundle_key,
                 name=partition_key,
                 limits=self._limits(),
-                catalog=self.catalog.catalog.view(repo_id),
+                catalog=catalog.view(repo_id),
             )
         total_ms = _ms_since(started)
         run = BundleRun(repo_id, bundle, started)

@@ -17,8 +17,10 @@ import dagster as dg
 import pytest
 from dagster._utils.interrupts import check_captured_interrupt
 
+from hub_assets.catalog import Catalog
 from hub_assets.index.executor import threaded_executor
 from hub_assets.index.run import _reason
+from hub_assets.store import ObjectStore
 
 from .conftest import HubEnv
 from .runlog import failed_steps, step_window
@@ -283,13 +285,15 @@ def test_steps_starting_at_once_below_bundle_decode_it_once(
     count_lock = threading.Lock()
     load, decode = resources.BundleSource.load, resources.decode_bundle
 
-    def counted_load(self: resources.BundleSource, partition_key: str) -> resources.BundleRun:
+    def counted_load(
+        self: resources.BundleSource, partition_key: str, catalog: Catalog, store: ObjectStore
+    ) -> resources.BundleRun:
         nonlocal most_inside_load
         with count_lock:
             inside_load.append(partition_key)
             most_inside_load = max(most_inside_load, len(inside_load))
         try:
-            return load(self, partition_key)
+            return load(self, partition_key, catalog, store)
         finally:
             with count_lock:
                 inside_load.pop()
