@@ -515,7 +515,8 @@ def summarize(store: str, bundle: BundleInfo, runs: dict[str, list[dict[str, Any
         f"project {_median(process['project']):.2f} s",
         f"- end state (rows / stored objects), baseline: {_fmt_counts(counts['baseline'])}; "
         f"project: {_fmt_counts(counts['project'])}",
-        f"- what a run costs PostgreSQL (medians per worker process, Dagster's instance database / the catalog's): "
+        f"- what a run costs PostgreSQL (medians per worker process, Dagster's instance database / the catalog's, "
+        f"the latter with the worker's one read of the bundle row after the run): "
         f"{_fmt_activity(runs['project'])}; baseline (catalog only): {_fmt_activity(runs['baseline'], ('catalog',))}",
         "",
     ]
