@@ -29,13 +29,13 @@ def test_an_index_run_opens_one_catalog_pool_and_one_store(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     opened: list[ObjectStore] = []
+    open_store = resources.open_store
 
     def counted_open_store(*args: object, **kwargs: object) -> ObjectStore:
         store = open_store(*args, **kwargs)
         opened.append(store)
         return store
 
-    open_store = resources.open_store
     monkeypatch.setattr(resources, "open_store", counted_open_store)
     key = hub_env.upload("repo-1", fixture_bytes("muse-merge.bundle"))
     # The test's own pooled connection would keep the database from settling.
