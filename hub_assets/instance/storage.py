@@ -38,6 +38,7 @@ hub_assets_tests/instance/test_dagster_internals.py pins every one, so an upgrad
 from __future__ import annotations
 
 import select
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -46,10 +47,9 @@ from typing import Any, TypeVar
 
 import dagster as dg
 import sqlalchemy as sa
-from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
-from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.base_storage import DagsterStorage
-from dagster._core.storage.event_log.schema import ConcurrencySlotsTable, SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 from dagster._utils.concurrency import ConcurrencySlotStatus
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
@@ -212,55 +212,87 @@ PARTITION_SEEN_S = 5.0
 _PARTITIONS_SEEN_MAX = 1024
 
 
+class PartitionSightings:
+    """When each dynamic partition was last found present, shared by the threads of a process
+    (the threaded executor runs steps on one instance). A look-up that a deletion or a wipe
+    overtook does not record its answer: it may have read the row before it went."""
+
+    def __init__(self, most: int) -> None:
+        self._most = most  # past this many, the sightings older than a look-up's window are dropped
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], float] = {}  # (partitions definition, key) -> monotonic time
+        self._forgettings = 0
+
+    def seen_since(self, key: tuple[str, str], moment: float) -> bool:
+        with self._lock:
+            return self._seen.get(key, moment) > moment
+
+    def generation(self) -> int:
+        """What `record` is given back, taken before the look-up it records."""
+        with self._lock:
+            return self._forgettings
+
+    def record(self, key: tuple[str, str], now: float, generation: int, forget_before: float) -> None:
+        with self._lock:
+            if generation != self._forgettings:
+                return
+            if len(self._seen) >= self._most:
+                for old_key, seen in list(self._seen.items()):
+                    if seen < forget_before:
+                        del self._seen[old_key]
+            self._seen[key] = now
+
+    def forget(self, key: tuple[str, str] | None = None) -> None:
+        """One partition, or all of them."""
+        with self._lock:
+            self._forgettings += 1
+            if key is None:
+                self._seen.clear()
+            else:
+                self._seen.pop(key, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._seen)
+
+
 class PooledEventLogStorage(_OnSharedEngine, PostgresEventLogStorage):
     # has_dynamic_partition, supports_asset_checks and asset-event tags each ask has_table first.
     has_table = remembers_yes(PostgresEventLogStorage.has_table)
     has_asset_key_col = remembers_yes(PostgresEventLogStorage.has_asset_key_col)
 
     def __init__(self, shared: SharedEngine, create_tables: bool) -> None:
-        # (partitions definition, partition key) -> when it was last found present (monotonic).
-        self._partitions_seen: dict[tuple[str, str], float] = {}
+        self._partitions_seen = PartitionSightings(_PARTITIONS_SEEN_MAX)
         super().__init__(shared, create_tables)
 
-    def store_event(self, event: EventLogEntry) -> None:
-        """dagster-postgres's store_event without its NOTIFY: a statement per event (56 of an index
-        run's ~340) that no reader listens for since event watchers poll (dagster-postgres keeps it
-        for older webservers; every process here runs the pinned version)."""
-        insert = self.prepare_insert_event(event).returning(SqlEventLogStorageTable.c.id)
-        with self._connect() as conn:
-            event_id = int(conn.execute(insert).scalar_one())
-        if event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS and event.get_dagster_event().asset_key:
-            with self.index_transaction() as conn:
-                self._store_asset_event_tags(conn, [event], [event_id])
-                self._store_asset_event(conn, event, event_id)
-        if event.is_dagster_event and event.dagster_event_type in ASSET_CHECK_EVENTS:
-            self.store_asset_check_event(event, event_id)
+    # dagster-postgres's store_event is SqlEventLogStorage's plus a NOTIFY: a statement per event
+    # (56 of an index run's ~340) that no reader listens for since event watchers poll
+    # (dagster-postgres keeps it for older webservers; every process here runs the pinned version).
+    store_event = SqlEventLogStorage.store_event
 
     def has_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> bool:
         key = (partitions_def_name, partition_key)
         now = time.monotonic()
-        seen = self._partitions_seen.get(key)
-        if seen is not None and now - seen < PARTITION_SEEN_S:
+        if self._partitions_seen.seen_since(key, now - PARTITION_SEEN_S):
             return True
+        generation = self._partitions_seen.generation()
         present = super().has_dynamic_partition(partitions_def_name, partition_key)
         if present:
-            if len(self._partitions_seen) >= _PARTITIONS_SEEN_MAX:
-                self._forget_partitions_seen_before(now - PARTITION_SEEN_S)
-            self._partitions_seen[key] = now
+            self._partitions_seen.record(key, now, generation, forget_before=now - PARTITION_SEEN_S)
         return present
 
     def delete_dynamic_partition(self, partitions_def_name: str, partition_key: str) -> None:
-        self._partitions_seen.pop((partitions_def_name, partition_key), None)
-        super().delete_dynamic_partition(partitions_def_name, partition_key)
+        # Forgotten once the row is gone: a look-up that read it before then records nothing.
+        try:
+            super().delete_dynamic_partition(partitions_def_name, partition_key)
+        finally:
+            self._partitions_seen.forget((partitions_def_name, partition_key))
 
     def wipe(self) -> None:
-        self._partitions_seen.clear()
-        super().wipe()
-
-    def _forget_partitions_seen_before(self, moment: float) -> None:
-        for key, seen in list(self._partitions_seen.items()):
-            if seen < moment:
-                self._partitions_seen.pop(key, None)
+        try:
+            super().wipe()
+        finally:
+            self._partitions_seen.forget()
 
     def _claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str) -> ConcurrencySlotStatus:
         """A free slot row taken in one transaction. dagster-postgres selects it `FOR UPDATE SKIP

@@ -4,8 +4,12 @@ and nowhere else; then re-read the module and the source it mirrors."""
 
 from __future__ import annotations
 
+import ast
 import inspect
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dagster
 import dagster_postgres
@@ -15,11 +19,13 @@ from dagster._core.instance.instance import DagsterInstance
 from dagster._core.instance.methods.storage_methods import StorageMethods
 from dagster._core.instance.ref import configurable_storage_data
 from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.event_log import sql_event_log
 from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._serdes import ConfigurableClass
 from dagster._utils.concurrency import ConcurrencySlotStatus
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
+from dagster_postgres.event_log import event_log as postgres_event_log
 from dagster_postgres.utils import create_pg_engine, pg_config, set_pg_statement_timeout
 from sqlalchemy.pool import NullPool
 
@@ -92,8 +98,6 @@ def test_schema_probes_cached_are_plain_methods_of_the_storages(pooled: type, pr
 
 def test_probes_the_cache_covers_go_through_has_table() -> None:
     """supports_asset_checks and the dynamic-partition calls ask has_table, which the cache covers."""
-    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
-
     assert "self.has_table(" in inspect.getsource(SqlEventLogStorage.supports_asset_checks.fget)
     assert 'self.has_table("dynamic_partitions")' in inspect.getsource(SqlEventLogStorage._check_partitions_table)
 
@@ -156,21 +160,58 @@ def test_partition_lookups_remembered_go_through_the_overridden_methods() -> Non
     assert "self._event_storage.delete_dynamic_partition(" in instance_source
 
 
-def test_the_event_stored_without_notify_is_upstreams_but_for_the_notify() -> None:
-    """PooledEventLogStorage.store_event is dagster-postgres's without the NOTIFY that nothing in
-    dagster or dagster-postgres listens for (event watchers poll the table)."""
-    upstream = inspect.getsource(PostgresEventLogStorage.store_event)
-    assert "NOTIFY" in upstream and "no longer used" in upstream
-    for step in (
-        "self.prepare_insert_event(event)",
-        "self._store_asset_event_tags(conn, [event], [event_id])",
-        "self._store_asset_event(conn, event, event_id)",
-        "self.store_asset_check_event(event, event_id)",
-        "event.dagster_event_type in ASSET_EVENTS",
-        "event.dagster_event_type in ASSET_CHECK_EVENTS",
-    ):
-        assert step in upstream, step
-    assert upstream.count("conn.execute(") == 2, "one more statement than the INSERT and the NOTIFY"
+# dagster-postgres's store_event reads the new row's id from an explicit RETURNING (run_id for the
+# NOTIFY); SqlEventLogStorage's reads it from the one SQLAlchemy adds to a PostgreSQL INSERT.
+POSTGRES_INSERT = "\n".join(
+    [
+        "with self._connect() as conn:",
+        "    result = conn.execute(insert_event_statement.returning("
+        "SqlEventLogStorageTable.c.run_id, SqlEventLogStorageTable.c.id))",
+        "    res = result.fetchone()",
+        "    result.close()",
+        "    event_id = int(res[1])",
+    ]
+)
+SQL_INSERT = """run_id = event.run_id
+event_id = None
+with self.run_connection(run_id) as conn, db_result(conn, insert_event_statement) as result:
+    event_id = result.inserted_primary_key[0]"""
+
+
+def _body_without(method: Callable[..., Any], leave_out: str) -> tuple[str, list[str]]:
+    """The method's code, normalized (no docstring, comments or layout), without the statements
+    holding `leave_out`; and those statements."""
+    function = ast.parse(textwrap.dedent(inspect.getsource(method))).body[0]
+    assert isinstance(function, ast.FunctionDef)
+    left_out: list[str] = []
+
+    class LeaveOut(ast.NodeTransformer):
+        def visit_Expr(self, node: ast.Expr) -> ast.Expr | None:
+            if leave_out in ast.unparse(node):
+                left_out.append(ast.unparse(node))
+                return None
+            return node
+
+    statements = [LeaveOut().visit(statement) for statement in function.body]
+    if ast.get_docstring(function) is not None:
+        statements = statements[1:]
+    return ast.unparse(statements), left_out
+
+
+def test_the_event_stored_is_dagster_postgres_s_but_for_the_notify() -> None:
+    """PooledEventLogStorage.store_event is SqlEventLogStorage's, which dagster-postgres's is but
+    for the NOTIFY that nothing in dagster or dagster-postgres listens for (event watchers poll the
+    table) and how the INSERT's id is read. Any other change to either fails here."""
+    assert PooledEventLogStorage.store_event is SqlEventLogStorage.store_event
+    postgres, notify = _body_without(PostgresEventLogStorage.store_event, "NOTIFY")
+    assert len(notify) == 1 and notify[0].startswith("conn.execute(db.text(f'NOTIFY {CHANNEL_NAME}"), notify
+    ours, _ = _body_without(SqlEventLogStorage.store_event, "NOTIFY")
+    assert postgres.count(POSTGRES_INSERT) == 1
+    assert postgres.replace(POSTGRES_INSERT, SQL_INSERT) == ours
+    # The names both bodies use are the same objects.
+    for name in ("ASSET_EVENTS", "ASSET_CHECK_EVENTS", "EventLogEntry", "DagsterInvariantViolationError"):
+        assert vars(sql_event_log)[name] is vars(postgres_event_log)[name], name
+    assert _body_without(PostgresEventLogStorage.run_connection, "NOTIFY")[0] == "return self._connect()"
     for module in (dagster_postgres, dagster):
         root = Path(module.__file__).parent
         listens = [p for p in root.rglob("*.py") if "LISTEN " in p.read_text(errors="replace")]

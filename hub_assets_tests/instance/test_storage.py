@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.pool import QueuePool
 
 from hub_assets.instance.storage import (
+    PartitionSightings,
     PooledEventLogStorage,
     PooledPostgresStorage,
     PooledRunStorage,
@@ -181,17 +182,64 @@ def test_a_partition_deleted_through_the_instance_is_absent_at_once(project_inst
     assert not project_instance.has_dynamic_partition(PARTITIONS, "r/b")
 
 
-def test_partitions_remembered_are_bounded(
-    project_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+def test_sightings_past_the_bound_drop_only_the_expired() -> None:
+    """A daemon asks about every bundle pushed: past the bound, what the window no longer covers goes."""
+    sightings = PartitionSightings(most=3)
+    for moment in range(10):
+        sightings.record((PARTITIONS, f"r/{moment}"), now=moment, generation=0, forget_before=moment - 0.5)
+    assert len(sightings) <= 3
+    assert sightings.seen_since((PARTITIONS, "r/9"), 8.5)
+    assert not sightings.seen_since((PARTITIONS, "r/0"), -1)
+
+
+def test_sightings_within_the_window_are_kept_past_the_bound() -> None:
+    sightings = PartitionSightings(most=3)
+    for n in range(5):
+        sightings.record((PARTITIONS, f"r/{n}"), now=10.0, generation=0, forget_before=5.0)
+    assert all(sightings.seen_since((PARTITIONS, f"r/{n}"), 5.0) for n in range(5))
+    assert not sightings.seen_since((PARTITIONS, "r/0"), 10.0), "a sighting covers the moments before it"
+
+
+def test_a_look_up_overtaken_by_a_deletion_records_nothing() -> None:
+    """A thread that read the row before another deleted it must not keep it for the window."""
+    sightings = PartitionSightings(most=3)
+    generation = sightings.generation()
+    sightings.forget((PARTITIONS, "r/b"))  # any deletion: the look-up cannot tell which row went
+    sightings.record((PARTITIONS, "r/a"), now=1.0, generation=generation, forget_before=0.0)
+    assert not sightings.seen_since((PARTITIONS, "r/a"), 0.0)
+    sightings.record((PARTITIONS, "r/a"), now=1.0, generation=sightings.generation(), forget_before=0.0)
+    assert sightings.seen_since((PARTITIONS, "r/a"), 0.0)
+    sightings.forget()
+    assert not sightings.seen_since((PARTITIONS, "r/a"), 0.0)
+
+
+def test_partition_look_ups_from_many_threads_query_once_and_see_a_deletion(
+    project_instance: dg.DagsterInstance, statements: list[str]
 ) -> None:
-    """A daemon asks about every bundle pushed: the expired ones are dropped past the bound."""
-    monkeypatch.setattr("hub_assets.instance.storage._PARTITIONS_SEEN_MAX", 3)
-    monkeypatch.setattr("hub_assets.instance.storage.PARTITION_SEEN_S", 0.0)
-    keys = [f"r/{n}" for n in range(10)]
-    project_instance.add_dynamic_partitions(PARTITIONS, keys)
-    for key in keys:
-        assert project_instance.has_dynamic_partition(PARTITIONS, key)
-    assert len(project_instance.event_log_storage._partitions_seen) <= 3
+    """The threaded executor's steps share the instance."""
+    project_instance.add_dynamic_partitions(PARTITIONS, ["r/a"])
+    assert project_instance.has_dynamic_partition(PARTITIONS, "r/a")
+    statements.clear()
+    with ThreadPoolExecutor(max_workers=8) as threads:
+        assert all(threads.map(lambda _: project_instance.has_dynamic_partition(PARTITIONS, "r/a"), range(64)))
+        assert _partition_lookups(statements) == 0
+        project_instance.delete_dynamic_partition(PARTITIONS, "r/a")
+        assert not any(threads.map(lambda _: project_instance.has_dynamic_partition(PARTITIONS, "r/a"), range(8)))
+
+
+def test_an_event_is_stored_in_one_statement_without_a_notify(
+    project_instance: dg.DagsterInstance, statements: list[str]
+) -> None:
+    """SqlEventLogStorage's store_event, on PostgreSQL: the INSERT returns the id the asset's own
+    rows are written with."""
+    project_instance.report_runless_asset_event(dg.AssetMaterialization("blobs"))
+    assert not [s for s in statements if "NOTIFY" in s]
+    inserts = [s for s in statements if s.startswith("INSERT INTO event_logs")]
+    assert len(inserts) == 1 and "RETURNING event_logs.id" in inserts[0]
+    latest = project_instance.get_latest_materialization_event(dg.AssetKey("blobs"))
+    assert latest is not None
+    [record] = project_instance.fetch_materializations(dg.AssetKey("blobs"), limit=5).records
+    assert record.event_log_entry == latest
 
 
 def test_a_schema_probe_that_found_nothing_asks_again(
