@@ -3,15 +3,15 @@ shell over the library function the tests call too."""
 
 import argparse
 import contextlib
-import gc
 import json
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from .bundle import BundleError
+from .cyclic_gc import cyclic_gc_paused
 from .environment import HubEnvironment, open_instance, prepare
 from .hub import Hub, HubError, clone, push, read_object, sweep
 from .hub.repos import DEFAULT_DOMAIN, create_repo, create_token, find_repo, parse_repo_name
@@ -25,34 +25,19 @@ def _hub(environment: HubEnvironment) -> Hub:
     return Hub.connect(environment.database_url, environment.store_url)
 
 
-@contextlib.contextmanager
-def _imports_kept_for_the_process() -> Iterator[None]:
-    """Imports that live as long as the process, without the cyclic GC walking them.
-
-    While they run, every full collection walks all the objects imported so far: with the GC on,
-    importing Dagster and the code location took 0.45 s more (2.2 s instead of 1.8 s of CPU).
-    Afterwards `gc.freeze` sets what they made aside, so the run's collections and the
-    interpreter's at exit skip it: exit took 0.6-0.9 s after an index run, 0.05 s frozen.
-    A frozen object is never collected, which costs nothing in a process that ends after
-    its command (benchmarks/RESULTS.md, 2026-12-02, issue 13)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()
-
-
 def _index(environment: HubEnvironment, partition_keys: Sequence[str]) -> list[Any]:
     # Dagster logs every run event to stderr, where a failed command must leave one line
     # (SPEC §9), and stdout may carry --json: the run logs go to a file (and the instance).
     log_path = environment.dagster_home / "index.log"
     with log_path.open("a") as log, contextlib.redirect_stderr(log):
         # Dagster, the code location (its Definitions) and the storage dagster.yaml names load
-        # only for the commands that run it (~1.5 s of imports).
-        with _imports_kept_for_the_process():
+        # only for the commands that run it (~1.5 s of imports), and live as long as the process.
+        # While they load, every full collection walks all the objects imported so far: with the
+        # GC on, importing took 0.45 s more (2.2 s instead of 1.8 s of CPU). Frozen afterwards,
+        # the run's collections and the interpreter's at exit skip them: exit took 0.6-0.9 s
+        # after an index run, 0.05 s frozen. Never collecting them costs nothing in a process
+        # that ends after its command (benchmarks/RESULTS.md, 2026-12-02, issue 13).
+        with cyclic_gc_paused(freeze=True):
             from .index.run import apply_pool_limits, index_job, index_partitions
 
             index_job()
