@@ -11,7 +11,6 @@ at fault and its first broken rule, as if every record had been checked alone.
 
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from itertools import chain
 from typing import Any, Generic, TypeVar
 
@@ -20,16 +19,18 @@ import zstandard
 from .encode import commit_dict
 from .identity import is_hex_id
 from .limits import Limits
-from .objects import object_size, verify_object_id, zstd_size
+from .objects import measure_unusual_zstd, object_size, verify_object_id, zstd_size
 from .records import CommitRecord, Manifest, ObjectRecord, SnapshotRecord
 from .validate import (
     _COMMIT_COLUMNS,
     _JSON,
+    SHORT_PATH_CHARS,
     _all_good_paths,
     _all_hex_ids,
     check_commit,
     check_object,
     check_snapshot,
+    parse_timestamp,
 )
 
 Record = TypeVar("Record")
@@ -82,12 +83,14 @@ def _in_slices(check: Callable[[list[Any]], bool], values: list[Any]) -> bool:
     return all(check(values[start : start + _SLICE]) for start in range(0, len(values), _SLICE))
 
 
-def _moment(text: str) -> datetime | None:
+def _short_paths(paths: dict[Any, Any]) -> bool:
+    """Whether every path of a manifest is short enough for the array's one test of lengths. A
+    record with a longer path goes to the full rules alone; over the array it would fail that
+    test, and send every record of the array to the full rules."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return max(map(len, paths), default=0) <= SHORT_PATH_CHARS
+    except TypeError:  # a path that is not text: the full rules name it
+        return False
 
 
 class CommitArray(ArrayCheck[CommitRecord]):
@@ -118,7 +121,7 @@ class CommitArray(ArrayCheck[CommitRecord]):
             and second != ""
         ):
             return None
-        committed_at_time = _moment(committed_at)
+        committed_at_time = parse_timestamp(committed_at)
         if committed_at_time is None or "\0" in committed_at:
             return None
         ids = self._ids
@@ -170,11 +173,11 @@ class SnapshotArray(ArrayCheck[SnapshotRecord]):
         get = raw.get
         snapshot_id, created_at = get("snapshot_id"), get("created_at")
         created = None
-        if created_at is not None and (type(created_at) is not str or (created := _moment(created_at)) is None):
+        if created_at is not None and (type(created_at) is not str or (created := parse_timestamp(created_at)) is None):
             return None
         manifest = get("manifest")
         if manifest is not None or "manifest" in raw:
-            if type(manifest) is not dict or len(manifest) > self._max_entries:
+            if type(manifest) is not dict or len(manifest) > self._max_entries or not _short_paths(manifest):
                 return None
             self._ids.append(snapshot_id)
             self._maps.append(manifest)
@@ -183,6 +186,7 @@ class SnapshotArray(ArrayCheck[SnapshotRecord]):
         if (
             type(changes) is not dict
             or len(changes) > self._max_entries
+            or not _short_paths(changes)
             or type(removed) is not list
             or not all(type(path) is str for path in removed)
         ):
@@ -237,6 +241,8 @@ class ObjectArray(ArrayCheck[ObjectRecord]):
         limit = self._limits.max_object_bytes
         if encoding == "zstd":
             size = zstd_size(content, limit, self._decompressor)
+            if size is None:  # the full rules name the fault, without decoding the frame that pass again
+                return self._check_object(f"objects[{len(self.records)}]", raw, one_pass_refused=True)
         elif encoding == "identity":
             size = len(content) if len(content) <= limit else None
         else:
@@ -251,10 +257,15 @@ class ObjectArray(ArrayCheck[ObjectRecord]):
             return ObjectRecord(object_id, content, encoding, size)
         return ObjectRecord(object_id, b"", encoding, size, hashlib.sha256(content).digest())
 
-    def _check_object(self, where: str, raw: Any) -> ObjectRecord:
+    def _check_object(self, where: str, raw: Any, one_pass_refused: bool = False) -> ObjectRecord:
+        """`one_pass_refused`: `zstd_size` has answered None for the content."""
         object_id, content, encoding = check_object(where, raw)
         where = f"{where} {object_id}"
-        size = object_size(where, content, encoding, self._limits.max_object_bytes, self._decompressor)
+        limit = self._limits.max_object_bytes
+        if one_pass_refused:
+            size = measure_unusual_zstd(where, content, limit, self._decompressor)
+        else:
+            size = object_size(where, content, encoding, limit, self._decompressor)
         if self._limits.verify_object_ids:
             verify_object_id(where, ObjectRecord(object_id, content, encoding, size))
         self._ids.append(object_id)

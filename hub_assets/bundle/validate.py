@@ -12,6 +12,9 @@ from .identity import is_hex_id
 from .records import CommitRecord, Encoding, Manifest, SnapshotRecord
 
 MAX_PATH_BYTES = 4096
+# A character is at most 4 bytes of UTF-8: a path this long or shorter is within MAX_PATH_BYTES
+# without measuring it (longer ones are measured one by one).
+SHORT_PATH_CHARS = MAX_PATH_BYTES // 4
 _ENCODINGS = ("identity", "zstd")
 _COMMIT_COLUMNS = frozenset(
     {"commit_id", "snapshot_id", "message", "author", "committed_at", "parent_commit_id", "parent2_commit_id"}
@@ -102,8 +105,7 @@ def _all_good_paths(paths: Collection[Any]) -> bool:
         and ".." not in joined
         and not joined.startswith("/")
         and "\0/" not in joined
-        # A character is at most 4 bytes of UTF-8; longer paths are measured one by one.
-        and max(map(len, paths)) <= MAX_PATH_BYTES // 4
+        and max(map(len, paths)) <= SHORT_PATH_CHARS
     )
 
 
@@ -143,12 +145,20 @@ def check_snapshot(where: str, raw: Any, max_entries: int) -> SnapshotRecord:
     return SnapshotRecord(snapshot_id, created_at, base_snapshot_id=base, changes=changes, removed=tuple(removed))
 
 
-def _timestamp(where: str, key: str, text: str) -> datetime:
+def parse_timestamp(text: str) -> datetime | None:
+    """The moment an ISO-8601 text names, in UTC when it names no offset; None if it is not one."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise BundleError(where, f"{key} {text[:40]!r} is not ISO-8601") from None
+        return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _timestamp(where: str, key: str, text: str) -> datetime:
+    moment = parse_timestamp(text)
+    if moment is None:
+        raise BundleError(where, f"{key} {text[:40]!r} is not ISO-8601")
+    return moment
 
 
 def check_commit(where: str, raw: Any) -> CommitRecord:

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub_assets.bundle import BundleError, Limits, ObjectRecord
-from hub_assets.bundle.objects import measure_zstd, object_size, zstd_size
+from hub_assets.bundle.objects import measure_unusual_zstd, measure_zstd, object_size, zstd_size
 from hub_assets.bundle.validate import check_commit, check_object, check_snapshot
 from hub_assets.bundle.wire import read_wire
 
@@ -91,6 +91,10 @@ def _one_object(where: str, raw: Any) -> ObjectRecord:
     return ObjectRecord(object_id, content, encoding, size)
 
 
+def _snapshot_alone(where: str, raw: Any) -> Any:
+    return check_snapshot(where, raw, LIMITS.max_manifest_entries)
+
+
 def _one_by_one(key: str, raws: list[Any], check: Callable[[str, Any], Any]) -> list[Any] | str:
     try:
         return [check(f"{key}[{index}]", raw) for index, raw in enumerate(raws)]
@@ -118,10 +122,7 @@ def test_commits_at_once_as_one_by_one(raws: list[Any]) -> None:
 @settings(max_examples=1500, deadline=None)
 @given(_mixed(SNAPSHOTS, GOOD_SNAPSHOT))
 def test_snapshots_at_once_as_one_by_one(raws: list[Any]) -> None:
-    def one(where: str, raw: Any) -> Any:
-        return check_snapshot(where, raw, LIMITS.max_manifest_entries)
-
-    assert _at_once("snapshots", raws) == _one_by_one("snapshots", raws, one)
+    assert _at_once("snapshots", raws) == _one_by_one("snapshots", raws, _snapshot_alone)
 
 
 @settings(max_examples=1500, deadline=None)
@@ -172,9 +173,11 @@ def test_a_fault_found_over_the_array_is_named_before_a_truncation_after_it() ->
     ],
 )
 def test_the_one_pass_zstd_size_answers_only_for_a_good_frame(frame: bytes, limit: int) -> None:
+    """What it answers, the slow path alone answers too; what it refuses, the slow path refuses
+    (or measures, when the frame does not declare its size)."""
     decompressor = zstandard.ZstdDecompressor()
     try:
-        careful: int | None = measure_zstd("object", frame, limit, decompressor)
+        careful: int | None = measure_unusual_zstd("object", frame, limit, decompressor)
     except BundleError:
         careful = None
     quick = zstd_size(frame, limit, decompressor)
@@ -193,3 +196,122 @@ def test_decoding_leaves_the_garbage_collector_as_it_found_it(enabled: bool, dat
         assert gc.isenabled() == enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+class CountingDecompressor:
+    """A zstandard decompressor that counts its passes over a frame: one-shot decodes, streaming
+    reads and incremental decoders. (It wraps one: the C type segfaults the collector when
+    subclassed.)"""
+
+    def __init__(self) -> None:
+        self.passes = 0
+        self._decompressor = REAL_DECOMPRESSOR()
+
+    def decompress(self, *args: Any, **kwargs: Any) -> bytes:
+        self.passes += 1
+        return self._decompressor.decompress(*args, **kwargs)
+
+    def stream_reader(self, *args: Any, **kwargs: Any) -> Any:
+        self.passes += 1
+        return self._decompressor.stream_reader(*args, **kwargs)
+
+    def decompressobj(self, *args: Any, **kwargs: Any) -> Any:
+        self.passes += 1
+        return self._decompressor.decompressobj(*args, **kwargs)
+
+
+REAL_DECOMPRESSOR = zstandard.ZstdDecompressor
+UNDECLARED = zstandard.ZstdCompressor(write_content_size=False).compress(b"x" * 100)
+BAD_FRAMES = {
+    "trailing data": FRAME + b"!",
+    "two frames": FRAME + FRAME,
+    "truncated": FRAME[:-2],
+    "not zstd": b"not zstd",
+}
+
+
+@pytest.mark.parametrize(
+    ("frame", "limit", "passes"),
+    [
+        (FRAME, 10_000, 1),
+        (FRAME, 599, 0),  # refused by its declared size
+        (UNDECLARED, 10_000, 2),  # the streaming passes: one measures, one proves the frame whole
+        *((frame, 10_000, 2) for frame in BAD_FRAMES.values()),
+    ],
+)
+def test_a_frame_is_decoded_at_most_twice(frame: bytes, limit: int, passes: int) -> None:
+    decompressor = CountingDecompressor()
+    with contextlib.suppress(BundleError):
+        measure_zstd("object", frame, limit, decompressor)  # type: ignore[arg-type]
+    assert decompressor.passes <= passes
+
+
+@pytest.mark.parametrize("frame", BAD_FRAMES.values(), ids=BAD_FRAMES.keys())
+def test_a_bad_frame_in_an_array_is_decoded_at_most_twice(frame: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once by the array's one-pass size, once by the full rules for its error."""
+    made: list[CountingDecompressor] = []
+
+    def counted() -> CountingDecompressor:
+        made.append(CountingDecompressor())
+        return made[-1]
+
+    monkeypatch.setattr(zstandard, "ZstdDecompressor", counted)
+    bad = {**GOOD_OBJECT, "content": frame}
+    assert _at_once("objects", [GOOD_OBJECT, bad]) == _one_by_one("objects", [GOOD_OBJECT, bad], _one_object)
+    made.clear()
+    _at_once("objects", [GOOD_OBJECT, bad])
+    assert sum(decompressor.passes for decompressor in made) <= 3  # the good object's one, the bad one's two
+
+
+# Records enough to fill batches.py's first slice of 4096 values (ids, paths) and go past it.
+PAST_A_SLICE = 5000
+UPPER_ID = GOOD_ID.upper()  # the right length, not lowercase hex: only the check over the array sees it
+ONE_BY_ONE: dict[str, tuple[dict[str, Any], dict[str, Any], Callable[[str, Any], Any]]] = {
+    "commits": (GOOD_COMMIT, {**GOOD_COMMIT, "snapshot_id": UPPER_ID}, check_commit),
+    "snapshots": (GOOD_SNAPSHOT, {**GOOD_SNAPSHOT, "changes": {"a": UPPER_ID}}, _snapshot_alone),
+    "objects": (GOOD_OBJECT, {**GOOD_OBJECT, "object_id": UPPER_ID}, _one_object),
+}
+
+
+@pytest.mark.parametrize("bad_at", [4096, PAST_A_SLICE - 1])
+@pytest.mark.parametrize("key", ONE_BY_ONE)
+def test_a_fault_past_the_first_slice_is_named_as_one_by_one(key: str, bad_at: int) -> None:
+    good, bad, check = ONE_BY_ONE[key]
+    raws = [good] * PAST_A_SLICE
+    raws[bad_at] = bad
+    error = _at_once(key, raws)
+    assert error == _one_by_one(key, raws, check)
+    assert f"{key}[{bad_at}]" in error
+
+
+LONG_PATH = "d/" * 1000 + "f"  # good, yet longer than the array's one test of lengths takes
+
+
+@pytest.mark.parametrize("key", ONE_BY_ONE)
+def test_valid_records_never_reach_the_full_rules(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full_rules(*args: Any) -> Any:
+        raise AssertionError("a valid record was checked by the full rules")
+
+    for name in ("check_commit", "check_snapshot", "check_object", "object_size", "measure_unusual_zstd"):
+        monkeypatch.setattr(f"hub_assets.bundle.batches.{name}", full_rules)
+    good, _, _ = ONE_BY_ONE[key]
+    assert isinstance(_at_once(key, [good] * PAST_A_SLICE), list)
+
+
+@pytest.mark.parametrize("field", ["changes", "manifest"])
+def test_a_long_path_sends_only_its_own_record_to_the_full_rules(field: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[str] = []
+
+    def check_snapshot_counted(where: str, raw: Any, max_entries: int) -> Any:
+        checked.append(where)
+        return check_snapshot(where, raw, max_entries)
+
+    monkeypatch.setattr("hub_assets.bundle.batches.check_snapshot", check_snapshot_counted)
+    long = {"snapshot_id": GOOD_ID, field: {LONG_PATH: GOOD_ID}}
+    if field == "changes":
+        long["base_snapshot_id"] = OTHER_ID
+    raws = [GOOD_SNAPSHOT, long, GOOD_SNAPSHOT]
+    assert _at_once("snapshots", raws) == _one_by_one("snapshots", raws, _snapshot_alone)
+    assert checked == ["snapshots[1]"]
+    raws = [GOOD_SNAPSHOT, long, {**GOOD_SNAPSHOT, "changes": {LONG_PATH + "/..": GOOD_ID}}]
+    assert _at_once("snapshots", raws) == _one_by_one("snapshots", raws, _snapshot_alone)
