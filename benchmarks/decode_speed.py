@@ -28,7 +28,6 @@ import gc
 import io
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+
+from worker import peak_rss_kb  # benchmarks/ is this script's directory; it imports no hub_assets
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -99,8 +100,7 @@ def peak_rss(mode: str, path: Path, bundle_key: str) -> None:
     else:
         with path.open("rb") as stream:
             _decode(stream, mode, bundle_key)
-    status = Path("/proc/self/status").read_text()
-    print(next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")))
+    print(peak_rss_kb())
 
 
 # --------------------------------------------------------------------------- parent side
@@ -160,37 +160,23 @@ def _rss_mb(code: Path, mode: str, path: Path, bundle_key: str) -> float:
     return int(out) / 1024
 
 
-def _machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "unknown")
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in line)
-    load = os.getloadavg()
-    return (
-        f"CPU {cpu}, nproc {os.cpu_count()}; memory {mem_kb / 1024 / 1024:.1f} GiB; "
-        f"{platform.system()} {platform.release()}; Python {platform.python_version()}; "
-        f"PostgreSQL not used; load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}"
-    )
-
-
 def benchmark(args: argparse.Namespace) -> str:
     sys.path.insert(0, str(REPO))
-    from run import append_section, code_version, ensure_bundle
+    from run import append_section, code_version, ensure_bundle, machine
 
     versions = {"after": _code_root(None)}
     if args.before:
         versions = {"before": _code_root(args.before), **versions}
     started_at = datetime.now(UTC)
-    machine = _machine()
+    described = machine(None, None, os.getloadavg())
     before = (
-        f"; before = hub_assets of {args.before} ({_git('rev-parse', '--short', args.before)})"
-        if args.before
-        else ""
+        f"; before = hub_assets of {args.before} ({_git('rev-parse', '--short', args.before)})" if args.before else ""
     )
     lines = [
         f"## {started_at:%Y-%m-%d %H:%M} UTC — validated decode vs the seed's unpack + resolve + zstd (issue #13)",
         "",
         f"- command: `python benchmarks/decode_speed.py {' '.join(sys.argv[1:])}`",
-        f"- machine: {machine}",
+        f"- machine: {described}",
         f"- code: after = {code_version()}{before}",
         f"- medians of {args.repeats} alternating runs per mode, one worker process per code version; "
         "ratio = median over rounds of mode / the same worker's baseline of that round; "

@@ -573,7 +573,8 @@ def code_version() -> str:
     return f"hub_assets at commit {git('rev-parse', '--short', 'HEAD')}{dirty}"
 
 
-def machine(admin_url: str, s3_version: str | None, load: tuple[float, float, float]) -> str:
+def machine(admin_url: str | None, s3_version: str | None, load: tuple[float, float, float]) -> str:
+    """The machine a benchmark ran on; `admin_url` None for one that uses no PostgreSQL."""
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -582,14 +583,18 @@ def machine(admin_url: str, s3_version: str | None, load: tuple[float, float, fl
     mem_kb = next(
         int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
     )
-    with psycopg.connect(libpq_conninfo(admin_url)) as conn:
-        pg = conn.execute("SHOW server_version").fetchone()[0]
+    if admin_url is None:
+        postgres = "PostgreSQL not used"
+    else:
+        with psycopg.connect(libpq_conninfo(admin_url)) as conn:
+            pg = conn.execute("SHOW server_version").fetchone()[0]
+        postgres = f"PostgreSQL {pg} at {make_url(admin_url).host}:{make_url(admin_url).port}"
     parts = [
         f"CPU {cpu}, nproc {os.cpu_count()}",
         f"memory {mem_kb / 1024 / 1024:.1f} GiB",
         f"{platform.system()} {platform.release()}",
         f"Python {platform.python_version()}",
-        f"PostgreSQL {pg} at {make_url(admin_url).host}:{make_url(admin_url).port}",
+        postgres,
         f"load average at start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}",
     ]
     if s3_version:
