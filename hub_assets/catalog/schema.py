@@ -104,22 +104,40 @@ tokens = sa.Table(
 
 # pglz compression of large manifests is most of the cost of writing a snapshot
 # (shared notes, perf floors); manifests are sha256-heavy and compress poorly anyway.
-_STORAGE = [
-    "ALTER TABLE musehub_snapshots ALTER COLUMN manifest SET STORAGE EXTERNAL",
-    "ALTER TABLE musehub_objects ALTER COLUMN content_cache SET STORAGE EXTERNAL",
-]
+_MANIFEST_STORAGE = "ALTER TABLE musehub_snapshots ALTER COLUMN manifest SET STORAGE EXTERNAL"
+# A push's inline objects are most of the bytes its commit point writes (3.7 MB for a 2.8 MB
+# bundle of 340 objects). lz4 compresses them at memory speed, so PostgreSQL writes less to the
+# table and its WAL (that push's transaction 37 -> 31 ms, its p50 on S3 56-66 -> 45-52 ms,
+# benchmarks/RESULTS.md). pglz gave up on those objects and still cost time, so a server built
+# without lz4 (the embedded PostgreSQL 18 is) stores them uncompressed. Keyed by the column's
+# (attstorage, attcompression) each statement leaves.
+_CONTENT_CACHE_STORAGE = {
+    ("x", "l"): "ALTER TABLE musehub_objects ALTER COLUMN content_cache SET STORAGE EXTENDED, "
+    "ALTER COLUMN content_cache SET COMPRESSION lz4",
+    ("e", ""): "ALTER TABLE musehub_objects ALTER COLUMN content_cache SET STORAGE EXTERNAL",
+}
 _SCHEMA_LOCK = 0x6D7573656875  # any constant: serialises concurrent create_schema calls
+_STATE = sa.text(
+    "SELECT "
+    + ", ".join(f"to_regclass('{name}') IS NOT NULL" for name in metadata.tables)
+    + """,
+    (SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'),
+    (SELECT ARRAY[attstorage::text, attcompression::text] FROM pg_attribute
+     WHERE attrelid = to_regclass('musehub_objects') AND attname = 'content_cache')"""
+)
 
 
 def create_schema(engine: sa.Engine) -> None:
-    """Create every catalog table that is missing; safe to call from many processes at once.
-    Cheap when they all exist (one query), as every index run calls it."""
-    names = ", ".join(f"to_regclass('{name}')" for name in metadata.tables)
+    """Create every catalog table that is missing, with the storage settings above, which an
+    existing catalog gets too; safe to call from many processes at once. Cheap when all is in
+    place (one query), as every index run calls it."""
     with engine.connect() as conn:
-        if all(conn.execute(sa.text(f"SELECT {names}")).one()):
-            return
+        *tables, lz4, content_cache = conn.execute(_STATE).one()
+    wanted = ("x", "l") if lz4 else ("e", "")
+    if all(tables) and tuple(content_cache) == wanted:
+        return
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
         metadata.create_all(conn, checkfirst=True)
-        for statement in _STORAGE:
-            conn.execute(sa.text(statement))
+        conn.execute(sa.text(_MANIFEST_STORAGE))
+        conn.execute(sa.text(_CONTENT_CACHE_STORAGE[wanted]))

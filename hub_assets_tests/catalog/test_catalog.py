@@ -144,6 +144,47 @@ def test_create_schema_twice(engine: sa.Engine) -> None:
         assert conn.execute(query).scalar_one() == "e"
 
 
+def server_has_lz4(engine: sa.Engine) -> bool:
+    query = "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+    with engine.connect() as conn:
+        return conn.execute(sa.text(query)).scalar_one()
+
+
+def content_cache_storage(engine: sa.Engine) -> tuple[str, str]:
+    """(attstorage, attcompression) of musehub_objects.content_cache."""
+    query = sa.text(
+        "SELECT attstorage::text, attcompression::text FROM pg_attribute"
+        " WHERE attrelid = 'musehub_objects'::regclass AND attname = 'content_cache'"
+    )
+    with engine.connect() as conn:
+        return tuple(conn.execute(query).one())
+
+
+def test_inline_bytes_are_lz4_compressed_where_the_server_has_lz4(catalog: Catalog) -> None:
+    lz4 = server_has_lz4(catalog.engine)
+    assert content_cache_storage(catalog.engine) == (("x", "l") if lz4 else ("e", ""))
+    data = b"".join(hex_id(i).encode() * 4 for i in range(64))  # 16 KiB, over the TOAST threshold
+    catalog.add_inline_objects([(hex_id("big"), data)])
+    query = sa.text("SELECT pg_column_compression(content_cache) FROM musehub_objects")
+    with catalog.engine.connect() as conn:
+        assert conn.execute(query).scalar_one() == ("lz4" if lz4 else None)
+    assert bytes(object_row(catalog, hex_id("big")).content_cache) == data
+
+
+def test_create_schema_gives_an_existing_catalog_the_inline_storage(catalog: Catalog) -> None:
+    [(oid, data)] = object_rows(1)
+    catalog.add_inline_objects([(oid, data)])
+    wanted = content_cache_storage(catalog.engine)
+    # The other setting: as made before lz4 was used, or as another server's catalog.
+    other = "EXTERNAL, ALTER COLUMN content_cache SET COMPRESSION default" if wanted[0] == "x" else "EXTENDED"
+    with catalog.engine.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE musehub_objects ALTER COLUMN content_cache SET STORAGE {other}"))
+    assert content_cache_storage(catalog.engine) != wanted
+    catalog.create_schema()
+    assert content_cache_storage(catalog.engine) == wanted
+    assert bytes(object_row(catalog, oid).content_cache) == data
+
+
 def test_create_schema_concurrently_on_fresh_database(pg_url: str) -> None:
     barrier = threading.Barrier(4)
     errors: list[BaseException] = []
