@@ -1,9 +1,9 @@
 """Phase timing of an index run: measured per asset, summed up in one line per run."""
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, Any
 
 PHASES = [
     ("fetch_bundle_ms", "fetch"),
@@ -19,16 +19,23 @@ PHASE_KEYS = [key for key, _ in PHASES if key != "elapsed_ms"]
 
 
 class TimedStream:
-    """A readable stream that adds up the time spent waiting on its reads."""
+    """A readable stream that adds up the time spent waiting on its reads. Wraps a store's
+    stream (a file, an S3 body), which has `readinto` too."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
         self._seconds = 0.0
 
     def read(self, n: int = -1) -> bytes:
+        return self._timed(self._stream.read, n)
+
+    def readinto(self, buffer: memoryview) -> int:
+        return self._timed(self._stream.readinto, buffer)
+
+    def _timed(self, read: Callable[[Any], Any], argument: Any) -> Any:
         start = time.perf_counter()
         try:
-            return self._stream.read(n)
+            return read(argument)
         finally:
             self._seconds += time.perf_counter() - start
 
