@@ -1,6 +1,7 @@
 """Commit graph order: parents before children, cycles refused."""
 
 from collections import deque
+from operator import attrgetter
 
 from .errors import BundleError
 from .manifests import unique
@@ -10,7 +11,7 @@ from .records import CommitRecord
 def order_commits(commits: list[CommitRecord]) -> list[CommitRecord]:
     """Commits parents-first (Kahn's algorithm, ties in the order sent). Parents outside the
     bundle are taken as already present."""
-    by_id: dict[str, CommitRecord] = unique(commits, lambda c: c.commit_id, "commit")
+    by_id: dict[str, CommitRecord] = unique(commits, attrgetter("commit_id"), "commit")
     children: dict[str, list[str]] = {}
     waiting_on: dict[str, int] = {}
     for commit in by_id.values():

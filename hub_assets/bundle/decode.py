@@ -1,6 +1,7 @@
 """A whole bundle: wire bytes verified against the bundle key, then every reference resolved."""
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import IO, Protocol
 
 from ..cyclic_gc import cyclic_gc_paused
@@ -60,7 +61,7 @@ def decode_bundle(
             raise
         sha256 = wire.sha256
         _check_hash(sha256, bundle_key)
-        objects = unique(wire.objects, lambda o: o.object_id, "object")
+        objects = unique(wire.objects, attrgetter("object_id"), "object")
         snapshots = resolve_manifests(wire.snapshots, catalog.snapshot_manifests, limits.max_manifest_entries)
         commits = order_commits(wire.commits)
         _check_commit_snapshots(commits, {s.snapshot_id for s in snapshots}, catalog)

@@ -1,6 +1,7 @@
 """Delta snapshots -> full manifests. Iterative, so chains of any depth resolve in any order."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from operator import attrgetter
 
 from .errors import BundleError
 from .records import Manifest, ResolvedSnapshot, SnapshotRecord
@@ -8,9 +9,13 @@ from .records import Manifest, ResolvedSnapshot, SnapshotRecord
 BaseLookup = Callable[[set[str]], dict[str, Manifest]]
 
 
-def unique(records: Iterable, key: Callable, what: str) -> dict:
-    """Records by id, in first-seen order. A repeated id must repeat the same record."""
-    by_id: dict = {}
+def unique(records: list, key: Callable, what: str) -> dict:
+    """Records by id, in first-seen order. A repeated id must repeat the same record. `key` is
+    best an operator.attrgetter: without repeats, the dict is made in C."""
+    by_id = dict(zip(map(key, records), records, strict=True))
+    if len(by_id) == len(records):
+        return by_id
+    by_id = {}
     for record in records:
         record_id = key(record)
         seen = by_id.setdefault(record_id, record)
@@ -24,7 +29,7 @@ def resolve_manifests(
 ) -> list[ResolvedSnapshot]:
     """Full manifests of every snapshot. Bases outside the bundle come from `base_lookup`
     (the catalog of the same repo), asked once for all of them."""
-    by_id: dict[str, SnapshotRecord] = unique(snapshots, lambda s: s.snapshot_id, "snapshot")
+    by_id: dict[str, SnapshotRecord] = unique(snapshots, attrgetter("snapshot_id"), "snapshot")
     outside = {s.base_snapshot_id for s in by_id.values() if s.manifest is None and s.base_snapshot_id not in by_id}
     resolved: dict[str, Manifest] = base_lookup(outside) if outside else {}
     for snapshot in by_id.values():

@@ -42,15 +42,18 @@ class SnapshotRecord:
     removed: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedSnapshot:
+class ResolvedSnapshot(NamedTuple):
+    """A named tuple, as ObjectRecord and CommitRecord, for the time it takes to make one."""
+
     snapshot_id: str
     manifest: Manifest
     created_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class CommitRecord:
+class CommitRecord(NamedTuple):
+    """A named tuple, as ObjectRecord: made in a third of a frozen dataclass's time, which
+    sets each of its eight fields through object.__setattr__."""
+
     commit_id: str
     snapshot_id: str
     message: str

@@ -26,7 +26,7 @@ from .expect import rejected
 
 MISSING = object()  # the field left out of the record
 GOOD_ID, OTHER_ID = fake_id("a"), fake_id("b")
-IDS = [GOOD_ID, OTHER_ID, GOOD_ID.upper(), GOOD_ID[:63], "", None, 5, MISSING]
+IDS = [GOOD_ID, OTHER_ID, GOOD_ID.upper(), GOOD_ID[:63], GOOD_ID[:63] + "g", "é" * 64, "", None, 5, MISSING]
 TEXTS = ["text", "", "a\0b", 5, None, MISSING]
 MOMENTS = ["2026-01-01T00:00:00+00:00", "2026-01-01", "yesterday", "2026-01-01\0", "", 5, None, MISSING]
 META = [None, {}, {"k": [1, "x", 2.5]}, {"k": "a\0"}, {"a\0": 1}, float("nan"), b"bin", [True, None], MISSING]

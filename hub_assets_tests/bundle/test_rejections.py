@@ -140,6 +140,8 @@ BAD_IDS = [
     pytest.param(GOOD_ID + "0", id="65-chars"),
     pytest.param("g" + GOOD_ID[1:], id="non-hex"),
     pytest.param(" " + GOOD_ID[1:], id="space"),
+    pytest.param("é" + GOOD_ID[1:], id="non-ascii"),
+    pytest.param("\u0660" + GOOD_ID[1:], id="arabic-indic-digit"),
     pytest.param(GOOD_ID.encode(), id="bin"),
     pytest.param(5, id="int"),
 ]
