@@ -12,10 +12,10 @@ counted; the project's modes include the sha256 of the whole bundle, which they 
 
 For each code version (this tree; with --before REF also that commit's hub_assets, extracted
 under benchmarks/.work) one worker process per scale loads the bundle once and then runs the
-modes on request; the parent asks the workers in turn (A B A B …), so every version and mode
-sees the same machine. Times are medians of `repeats`; a ratio is the median over the rounds of
-mode / baseline timed just before it by the same worker (so a slow spell of this shared machine
-moves both sides of a ratio).
+modes on request; the parent asks the workers in turn, the first of a round going last in the
+next (A B B A …), so every version and mode sees the same machine. Times are medians of
+`repeats`; a ratio is the median over the rounds of mode / baseline timed just before it by the
+same worker (so a slow spell of this shared machine moves both sides of a ratio).
 Peak RSS: VmHWM of a fresh process that runs one mode once, reading the bundle as it would in
 production (the baseline reads the whole file, decode_bundle streams it from an open file).
 Prints one table and appends it, with the machine and date, to benchmarks/RESULTS.md.
@@ -191,13 +191,17 @@ def benchmark(args: argparse.Namespace) -> str:
         workers = {name: Worker(code, bundle.path, bundle.bundle_key) for name, code in versions.items()}
         times: dict[tuple[str, str], list[float]] = {(name, mode): [] for name in workers for mode in MODES}
         try:
+            order = list(workers.items())
             for _ in range(args.repeats):
-                for name, work in workers.items():
+                # Who goes first changes every round: the worker timed second ran slower at
+                # everything, its baseline included (RESULTS.md, 2026-12-02 17:27 section).
+                for name, work in order:
                     for mode in MODES:
                         seconds, counts = work.time(mode)
                         if counts != expected:
                             raise SystemExit(f"{name} {mode} decoded {counts}, not {expected} (commits, objects)")
                         times[name, mode].append(seconds)
+                order.reverse()
         finally:
             for work in workers.values():
                 work.close()
