@@ -1,6 +1,6 @@
-"""Every Dagster and dagster-postgres internal that hub_assets/instance/storage.py leans on, as it is
-in dagster 1.13 / dagster-postgres 0.29. An upgrade that moves one of them fails here, by name,
-and nowhere else; then re-read the module and the source it mirrors."""
+"""Every Dagster and dagster-postgres internal that hub_assets/instance/ (storage.py, compute_logs.py)
+leans on, as it is in dagster 1.13 / dagster-postgres 0.29. An upgrade that moves one of them fails
+here, by name, and nowhere else; then re-read the module and the source it mirrors."""
 
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ import dagster
 import dagster_postgres
 import dagster_webserver.cli
 import pytest
+from dagster._core.execution.compute_logs import execute_posix_tail, mirror_stream_to_file
 from dagster._core.instance.instance import DagsterInstance
 from dagster._core.instance.methods.storage_methods import StorageMethods
 from dagster._core.instance.ref import configurable_storage_data
 from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.compute_log_manager import CapturedLogContext, ComputeIOType
 from dagster._core.storage.event_log import sql_event_log
 from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, LocalComputeLogManager
 from dagster._serdes import ConfigurableClass
 from dagster._utils.concurrency import ConcurrencySlotStatus
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
@@ -29,6 +32,7 @@ from dagster_postgres.event_log import event_log as postgres_event_log
 from dagster_postgres.utils import create_pg_engine, pg_config, set_pg_statement_timeout
 from sqlalchemy.pool import NullPool
 
+from hub_assets.instance.compute_logs import PipedComputeLogManager
 from hub_assets.instance.storage import (
     TABLES_CHECKED_AT_START,
     PooledEventLogStorage,
@@ -216,3 +220,23 @@ def test_the_event_stored_is_dagster_postgres_s_but_for_the_notify() -> None:
         root = Path(module.__file__).parent
         listens = [p for p in root.rglob("*.py") if "LISTEN " in p.read_text(errors="replace")]
         assert listens == [], listens
+
+
+def test_run_logs_are_captured_where_and_as_upstream_captures_them() -> None:
+    """PipedComputeLogManager writes upstream's files (the UI reads them by upstream's methods) in
+    place of upstream's capture, which still starts processes: a tail and a watcher per stream."""
+    assert issubclass(PipedComputeLogManager, LocalComputeLogManager)
+    upstream = inspect.getsource(LocalComputeLogManager.capture_logs)
+    for step in (
+        "self.get_captured_local_path(log_key, IO_TYPE_EXTENSION[ComputeIOType.STDOUT])",
+        "self.get_captured_local_path(log_key, IO_TYPE_EXTENSION[ComputeIOType.STDERR])",
+        "mirror_stream_to_file(sys.stdout, outpath), mirror_stream_to_file(sys.stderr, errpath)",
+        "yield CapturedLogContext(log_key)",
+        "touch_file(self.complete_artifact_path(log_key))",
+    ):
+        assert step in upstream, step
+    assert IO_TYPE_EXTENSION == {ComputeIOType.STDOUT: "out", ComputeIOType.STDERR: "err"}
+    assert next(iter(inspect.signature(CapturedLogContext).parameters)) == "log_key"
+    assert "cls(" not in inspect.getsource(LocalComputeLogManager.from_config_value), "upstream builds subclasses now"
+    assert "tail_to_stream(filepath, stream)" in inspect.getsource(mirror_stream_to_file)
+    assert inspect.getsource(execute_posix_tail).count("subprocess.Popen(") == 2
