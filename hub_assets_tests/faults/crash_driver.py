@@ -56,10 +56,10 @@ def at_asset_start(asset_name: str) -> None:
     """Before the asset reads its bundle: the first thing every asset does."""
     load = assets._load
 
-    def killing_load(context: dg.AssetExecutionContext, source: Any) -> Any:
+    def killing_load(context: dg.AssetExecutionContext, *resources: Any) -> Any:
         if context.asset_key.to_user_string() == asset_name:
             die()
-        return load(context, source)
+        return load(context, *resources)
 
     assets._load = killing_load
 
