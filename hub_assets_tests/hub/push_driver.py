@@ -3,7 +3,7 @@ arranging to SIGKILL itself at one point of the push.
 
     python -m hub_assets_tests.hub.push_driver --kill POINT FILE REPO BRANCH
 
-POINT is `read:<n>` (validating: after the n-th read of the stream, bytes partly written to
+POINT is `read:<n>` (validating: once n MiB of the stream have been read, bytes partly written to
 quarantine), `landed` (validated and its quarantine key written, before the commit point) or
 `accepted` (right after the commit point, before the upload is published). The environment
 carries HUB_DATABASE_URL, HUB_OBJECT_STORE_URL and AWS_*.
@@ -17,21 +17,27 @@ import os
 from pathlib import Path
 from typing import Any
 
+from hub_assets.bundle.limits import MIB
 from hub_assets.catalog import Catalog
 from hub_assets.hub import Hub, push
 from hub_assets.settings import DATABASE_URL, OBJECT_STORE_URL
-from hub_assets_tests.faults.crash_driver import Countdown, die
+from hub_assets_tests.faults.crash_driver import die
 
 
-def after_reads(count: str) -> None:
+def after_mib_read(mib: str) -> None:
+    # Counted in bytes, not reads: how much the decoder asks for at a time is its own business.
     # The package re-exports the function `push`, which hides the module of the same name.
     tee = importlib.import_module("hub_assets.hub.push")._Tee
-    countdown = Countdown(int(count))
+    left = int(mib) * MIB
     read = tee.read
 
     def killing_read(self: Any, size: int = -1) -> bytes:
-        countdown.tick()
-        return read(self, size)
+        nonlocal left
+        data = read(self, size)
+        left -= len(data)
+        if left <= 0:
+            die()
+        return data
 
     tee.read = killing_read
 
@@ -58,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     where, _, arg = args.kill.partition(":")
     if where == "read":
-        after_reads(arg)
+        after_mib_read(arg)
     else:
         at_commit_point(where)
     hub = Hub.connect(os.environ[DATABASE_URL], os.environ[OBJECT_STORE_URL])

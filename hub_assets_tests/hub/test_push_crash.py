@@ -33,7 +33,7 @@ REPO = "crash-repo"
 # ~23 MB: more than one 16 MiB S3 part, so the killed upload is a multipart upload under way.
 LARGE = SampleSpec(commits=500, seed=11)
 SMALL = SampleSpec(commits=3, files=40, seed=11)
-KILL_READ = 18  # 1 MiB reads: 18 MiB through, past the first part
+KILL_READ = 18  # MiB read, past the first part
 HOUR = timedelta(hours=1)
 
 
