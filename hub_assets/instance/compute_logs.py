@@ -3,9 +3,9 @@
 Dagster's LocalComputeLogManager redirects each stream into its file and, to still show it where
 it went before, starts per stream a `tail -F` of the file and a Python interpreter that kills the
 tail should the run's process die: four processes per run, two of them interpreters starting on a
-2-core machine while the run does. In a 3-commit index run that was ~90 ms of Dagster's ~0.35 s
-overhead (benchmarks/RESULTS.md, 2026-12-02): ~11 ms to start them, ~27 ms to stop them before
-RUN_SUCCESS, the rest the CPU they took from the run.
+2-core machine while the run does: ~11 ms to start them and ~27 ms to stop them before RUN_SUCCESS,
+plus the CPU they take from the run. Without them Dagster's overhead of a 3-commit index run went
+0.410 -> 0.363 s, of a 1x run 0.511 -> 0.402 s (A/B, benchmarks/RESULTS.md, 2026-12-02).
 
 Here each stream's descriptor points, for the capture, at a pipe that one thread copies to the
 stream's file and to where the descriptor pointed before: the same files the UI reads, the same

@@ -61,7 +61,8 @@ class ObjectStore(ABC):
 
     @abstractmethod
     def open(self, key: str) -> IO[bytes]:
-        """A readable stream of the key's bytes; raises ObjectNotFound."""
+        """A readable stream of the key's bytes with `read` and `readinto` (the decoder reads into
+        its own buffers, through index/timing.py's TimedStream); raises ObjectNotFound."""
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...

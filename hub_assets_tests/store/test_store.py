@@ -57,6 +57,18 @@ def test_put_then_get_is_byte_exact(store: ObjectStore) -> None:
         assert stream.read() == data
 
 
+def test_a_stream_reads_into_a_buffer(store: ObjectStore) -> None:
+    """The decoder reads a store's stream into buffers of its own (bundle/wire.py)."""
+    data = bytes(range(256)) * 100
+    store.put("objects/ab/into", data)
+    buffer = bytearray(len(data) + 10)
+    read = 0
+    with store.open("objects/ab/into") as stream:
+        while got := stream.readinto(memoryview(buffer)[read:]):
+            read += got
+    assert bytes(buffer[:read]) == data
+
+
 def test_put_is_write_once(store: ObjectStore) -> None:
     assert store.put("k/once", b"first") is True
     assert store.put("k/once", b"second, longer bytes") is False
