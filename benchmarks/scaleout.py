@@ -1,14 +1,16 @@
-"""Index runs on warm Celery workers (HUB_RUN_LAUNCHER=celery) against runs launched beside the
-daemon (DefaultRunLauncher, the baseline), through the path a real push takes (`hub-assets dev`:
-sensor, run queue, launch), on a PostgreSQL and a Redis of the benchmark's own and a file store.
+"""Where runs execute, through the path a real push takes (`hub-assets dev`: sensor, run queue,
+launch), on a PostgreSQL and a Redis of the benchmark's own and a file store: a new process per
+run started by the code server (HUB_RUN_LAUNCHER=code-server, Dagster's DefaultRunLauncher, the
+baseline), a process forked beside the daemon from a warm one (local, the default), and warm
+Celery workers (celery).
 
     .venv/bin/python benchmarks/scaleout.py [--workloads latency,small,reference] [--pushes 10]
 
 - latency: --pushes pushes of a small bundle, one at a time at random moments; upload -> indexed
-  p50 / p90 with the default launcher and with one warm worker.
+  p50 / p90 with each launcher (one warm worker for celery).
 - small: 50 small bundles (2 commits, 40 files, each repo its own) pushed at once; the time from
-  the first push to the last run's end, as bundles/minute and objects/second, with the default
-  launcher, 1 worker and 2 workers.
+  the first push to the last run's end, as bundles/minute and objects/second, with the code
+  server, local, 1 worker and 2 workers.
 - reference: 4 reference pushes (the benchmark's 46.8 MB sample, each with its own seed), likewise.
 
 Each configuration starts on a fresh database, store and broker. Per run, from the throughput
@@ -66,10 +68,13 @@ class Bundle:
 @dataclass(frozen=True)
 class Config:
     name: str
-    workers: int  # 0: the default launcher
+    launcher: str  # HUB_RUN_LAUNCHER
+    workers: int = 0  # hub-assets workers (celery)
 
 
-DEFAULT, ONE, TWO = Config("default launcher", 0), Config("1 warm worker", 1), Config("2 warm workers", 2)
+CODE_SERVER = Config("code server (a process per run)", "code-server")
+LOCAL = Config("local (forked from a warm process)", "local")
+ONE, TWO = Config("1 warm worker", "celery", 1), Config("2 warm workers", "celery", 2)
 
 
 @dataclass
@@ -104,7 +109,9 @@ def running(config: Config, admin_url: str, scratch: Path) -> Iterator[Hubs]:
         store_url = (home / "store").as_uri()
         broker = RedisBroker.start(home / "broker")
         stack.callback(broker.stop)
-        pool_env = {"HUB_RUN_LAUNCHER": "celery", "HUB_BROKER_URL": broker.url} if config.workers else {}
+        pool_env = {"HUB_RUN_LAUNCHER": config.launcher}
+        if config.workers:
+            pool_env["HUB_BROKER_URL"] = broker.url
         dev = start_dev(home / "dev", database_url, store_url, **pool_env)
         stack.callback(stop_dev, dev)
         workers = []
@@ -259,7 +266,7 @@ def _broker_commands(broker: RedisBroker) -> int:
 
 
 def throughput_rows(label: str, results: dict[Config, Throughput]) -> list[str]:
-    baseline = results[DEFAULT].seconds
+    baseline = results[CODE_SERVER].seconds
     rows = []
     for config, r in results.items():
         rate = r.bundles / (r.seconds / 60)
@@ -294,9 +301,10 @@ def main() -> int:
         admin_url = pg.admin_url
         described = machine(admin_url, None, load)
         if "latency" in workloads:
-            timed = {c: latency(c, admin_url, args.scratch.resolve(), args.pushes, args.jitter) for c in (DEFAULT, ONE)}
-            lines += ["| launcher | upload -> indexed p50 s | p90 s | p50 vs default |", "|---|---:|---:|---:|"]
-            base = statistics.median(timed[DEFAULT])
+            configs = (CODE_SERVER, LOCAL, ONE)
+            timed = {c: latency(c, admin_url, args.scratch.resolve(), args.pushes, args.jitter) for c in configs}
+            lines += ["| launcher | upload -> indexed p50 s | p90 s | p50 vs code server |", "|---|---:|---:|---:|"]
+            base = statistics.median(timed[CODE_SERVER])
             for config, seconds in timed.items():
                 p50 = statistics.median(seconds)
                 lines.append(f"| {config.name} | {p50:.2f} | {percentile(seconds, 0.9):.2f} | {p50 / base:.2f}× |")
@@ -305,12 +313,13 @@ def main() -> int:
         start_s = import_seconds()
         for name in [w for w in workloads if w in WORKLOADS]:
             bundles = WORKLOADS[name]()
-            results = {c: throughput(c, admin_url, args.scratch.resolve(), bundles) for c in (DEFAULT, ONE, TWO)}
+            configs = (CODE_SERVER, LOCAL, ONE, TWO)
+            results = {c: throughput(c, admin_url, args.scratch.resolve(), bundles) for c in configs}
             rows += throughput_rows(f"{len(bundles)} × {name}", results)
             per_step += per_step_lines(f"{name} bundle", results[ONE], start_s)
         if rows:
             lines += [
-                "| pushes | runs on | s (first push -> last run's end) | vs default | bundles/min | objects/s "
+                "| pushes | runs on | s (first push -> last run's end) | vs code server | bundles/min | objects/s "
                 "| PG sessions/run | PG statements/run | PG exec ms/run | broker commands/run |",
                 "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
                 *rows,
@@ -319,7 +328,7 @@ def main() -> int:
                 *per_step,
             ]
     header = [
-        f"## {started_at:%Y-%m-%d %H:%M} UTC — scale-out: warm Celery workers vs the default launcher",
+        f"## {started_at:%Y-%m-%d %H:%M} UTC — scale-out: where runs execute (code server, local, Celery workers)",
         "",
         f"- command: `python benchmarks/scaleout.py {' '.join(sys.argv[1:])}`",
         f"- machine: {described}",

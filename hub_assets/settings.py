@@ -113,10 +113,11 @@ def dagster_pg_url(database_url: str) -> str:
 
 @dataclass(frozen=True)
 class WorkerPool:
-    """Where index runs execute: beside the daemon (`default`) or on `hub-assets worker`s fed by a
-    Celery broker (`celery`)."""
+    """Where index runs execute: in processes forked beside the daemon from one that has imported
+    the code location (`local`, the default), in a new process per run that Dagster's code server
+    starts (`code-server`), or on `hub-assets worker`s fed by a Celery broker (`celery`)."""
 
-    launcher: Literal["default", "celery"]
+    launcher: Literal["local", "code-server", "celery"]
     broker_url: str | None
     result_backend_url: str | None
     queue: str
@@ -124,13 +125,13 @@ class WorkerPool:
 
 
 def worker_pool() -> WorkerPool:
-    launcher = os.environ.get(RUN_LAUNCHER) or "default"
-    if launcher not in ("default", "celery"):
-        raise ValueError(f"{RUN_LAUNCHER} must be 'default' or 'celery', got {launcher!r}")
+    launcher = os.environ.get(RUN_LAUNCHER) or "local"
+    if launcher not in ("local", "code-server", "celery"):
+        raise ValueError(f"{RUN_LAUNCHER} must be 'local', 'code-server' or 'celery', got {launcher!r}")
     queue = os.environ.get(WORKER_QUEUE) or "hub-index"
     lost_after = _int("HUB_WORKER_LOST_AFTER_S", 15)
-    if launcher == "default":
-        return WorkerPool("default", None, None, queue, lost_after)
+    if launcher != "celery":
+        return WorkerPool(launcher, None, None, queue, lost_after)
     broker = os.environ.get(BROKER_URL)
     if not broker:
         raise ValueError(f"{RUN_LAUNCHER}=celery needs {BROKER_URL} (e.g. redis://broker.internal:6379/0)")

@@ -164,7 +164,9 @@ FAILURES = {
     "status-bad-repo-name": Failure(["status", "--repo", "alice/"], "repo name 'alice/' must be OWNER/SLUG"),
     "dev-ui-beyond-loopback": Failure(["dev", "--host", "0.0.0.0"], "pass --expose-unauthenticated-ui"),
     "dev-unknown-launcher": Failure(
-        ["dev"], "HUB_RUN_LAUNCHER must be 'default' or 'celery', got 'k8s'", env={"HUB_RUN_LAUNCHER": "k8s"}
+        ["dev"],
+        "HUB_RUN_LAUNCHER must be 'local', 'code-server' or 'celery', got 'k8s'",
+        env={"HUB_RUN_LAUNCHER": "k8s"},
     ),
     "worker-without-celery": Failure(["worker"], "needs HUB_RUN_LAUNCHER=celery"),
     "worker-without-broker": Failure(["worker"], "needs HUB_BROKER_URL", env={"HUB_RUN_LAUNCHER": "celery"}),

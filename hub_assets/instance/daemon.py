@@ -27,6 +27,9 @@ from dagster._cli import ENV_PREFIX
 from dagster._cli import dev as dagster_dev
 from dagster._daemon.cli import cli as daemon_cli
 
+from ..settings import worker_pool
+from ..workers.local import start_forkserver
+
 SENSOR_LOOP_S = 0.5
 DAGSTER_DAEMON_MODULE = "dagster._daemon"
 MODULE = "hub_assets.instance.daemon"  # this file, as `python -m` names it
@@ -55,6 +58,9 @@ def _spawning_this_daemon(spawn: Callable[..., Any]) -> Callable[..., Any]:
 def main(argv: Sequence[str]) -> None:
     """`dev …` runs `dagster dev`; anything else is `dagster-daemon`'s command line. Does not return."""
     shorten_sensor_loop()
+    if argv[:1] == ["run"] and worker_pool().launcher == "local":
+        # The run workers' warm parent imports the code location now, not at the first push.
+        start_forkserver()
     if argv[:1] == ["dev"]:
         dagster_dev.open_ipc_subprocess = _spawning_this_daemon(dagster_dev.open_ipc_subprocess)
         dagster_dev.dev_command.main(args=list(argv[1:]), prog_name="dagster dev", auto_envvar_prefix=ENV_PREFIX)

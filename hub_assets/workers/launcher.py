@@ -1,7 +1,9 @@
 """Where the daemon launches index runs, chosen by configuration (`HUB_RUN_LAUNCHER`):
 
-- `default`: Dagster's DefaultRunLauncher, a run worker process beside the daemon's code server
-  (what `hub-assets dev` needs: no broker);
+- `local` (the default): a run worker forked beside the daemon from a process that has imported
+  the code location once (local.py; what `hub-assets dev` needs: no broker);
+- `code-server`: Dagster's DefaultRunLauncher, a new run worker process started by the daemon's
+  code server for each run (it imports everything again, and picks up a reloaded code location);
 - `celery`: dagster-celery's CeleryRunLauncher. Each run is one Celery task that a warm
   `hub-assets worker` executes whole, in its own process, so the run's steps share one decoded
   bundle and no process starts per run.
@@ -13,7 +15,7 @@ still reports such a task STARTED, so the worker holding it is asked to answer, 
 worker stayed silent for `HUB_WORKER_LOST_AFTER_S` is reported failed (then retried by
 run_retries as a new run, which a live worker takes).
 
-This is the one module of hub_assets/workers that leans on Dagster and dagster-celery internals
+This module and local.py are the ones of hub_assets/workers that lean on Dagster and dagster-celery internals
 (the launcher base class and its health-check types, ConfigurableClass, the packed arguments of a
 run task, dagster-celery's launcher, tasks and tags): hub_assets_tests/workers/test_dagster_internals.py
 pins every one, so an upgrade fails there.
@@ -41,6 +43,7 @@ from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
 from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
 
 from ..settings import WorkerPool, worker_pool
+from .local import LocalRunLauncher
 
 # Seconds the health check waits for the worker holding a run to answer a ping.
 PING_TIMEOUT_S = 2.0
@@ -91,6 +94,12 @@ def task_id_of_run(run: DagsterRun) -> str | None:
     return run.tags.get(DAGSTER_CELERY_TASK_ID_TAG)
 
 
+def chosen_launcher(pool: WorkerPool) -> RunLauncher:
+    if pool.launcher == "celery":
+        return celery_launcher(pool)
+    return LocalRunLauncher() if pool.launcher == "local" else DefaultRunLauncher()
+
+
 class ChosenRunLauncher(RunLauncher, ConfigurableClass):
     """The run launcher `HUB_RUN_LAUNCHER` chooses (settings.worker_pool); no configuration of its own."""
 
@@ -98,8 +107,7 @@ class ChosenRunLauncher(RunLauncher, ConfigurableClass):
         super().__init__()
         self._inst_data = inst_data
         self.pool = worker_pool()
-        celery = self.pool.launcher == "celery"
-        self._chosen: RunLauncher = celery_launcher(self.pool) if celery else DefaultRunLauncher()
+        self._chosen: RunLauncher = chosen_launcher(self.pool)
         self._silent_since: dict[str, float] = {}
 
     @property

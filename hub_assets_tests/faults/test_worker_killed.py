@@ -1,6 +1,7 @@
-"""A run worker SIGKILLed under the daemon (`hub-assets dev`) in the middle of object_blobs: the
-code server reports the run failed, run monitoring frees the pool slot the dead run held, and
-run_retries (dagster.yaml) re-runs it from the failure to the state one uninterrupted run leaves."""
+"""A run worker SIGKILLed under the daemon (`hub-assets dev`) in the middle of object_blobs: run
+monitoring finds the worker gone (the local launcher's health check) and fails the run, frees the
+pool slot the dead run held, and run_retries (dagster.yaml) re-runs it from the failure to the
+state one uninterrupted run leaves."""
 
 from __future__ import annotations
 

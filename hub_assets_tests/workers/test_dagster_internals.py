@@ -1,4 +1,4 @@
-"""Every Dagster, dagster-celery and Celery internal that hub_assets/workers/launcher.py leans on, and
+"""Every Dagster, dagster-celery and Celery internal that hub_assets/workers/launcher.py and local.py lean on, and
 the Dagster behaviours its fault handling relies on, as they are in dagster 1.13 / dagster-celery
 0.29 / celery 5. An upgrade that moves one fails here, by name; then re-read the module and the
 source it mirrors."""
@@ -11,11 +11,15 @@ import celery
 import dagster as dg
 import dagster_celery
 from celery.app import trace
+from dagster import _utils as dagster_utils
+from dagster._cli import api as dagster_cli_api
 from dagster._core.execution import api as execution_api
 from dagster._core.launcher import CheckRunHealthResult, RunLauncher, WorkerStatus
 from dagster._daemon.monitoring import run_monitoring
+from dagster._grpc import impl as grpc_impl
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClass, pack_value
+from dagster._utils import interrupts
 from dagster_celery.launcher import CeleryRunLauncher
 from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
 from dagster_celery.tasks import create_execute_job_task
@@ -89,3 +93,33 @@ def test_a_health_check_that_raises_is_logged_and_changes_nothing() -> None:
     assert 'log_message=f"Hit error while monitoring run' in source
     started = inspect.getsource(run_monitoring.monitor_started_run)
     assert "not in [WorkerStatus.RUNNING, WorkerStatus.SUCCESS]" in started
+
+
+def test_a_forked_run_worker_does_what_dagster_api_execute_run_does() -> None:
+    """local.execute_run mirrors `dagster api execute_run`: interrupt handlers, captured interrupts,
+    the instance from the args' ref, then the command's body with the same arguments."""
+    command = inspect.getsource(dagster_cli_api.execute_run_command.callback)
+    assert "with capture_interrupts():" in command
+    assert "args = deserialize_value(normalized_input_json, ExecuteRunArgs)" in command
+    assert (
+        "return_code = _execute_run_command_body(\n                args.run_id,\n                instance," in command
+    )
+    body = inspect.signature(dagster_cli_api._execute_run_command_body).parameters
+    assert list(body) == ["run_id", "instance", "write_stream_fn", "set_exit_code_on_failure"]
+    assert 'report_engine_event(\n        f"Started process for run (pid: {pid})."' in inspect.getsource(
+        dagster_cli_api._execute_run_command_body
+    )
+    # SIGTERM is handled as SIGINT, which capture_interrupts turns into Dagster's interrupt.
+    assert "signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))" in inspect.getsource(
+        interrupts.setup_interrupt_handlers
+    )
+    assert set(ExecuteRunArgs._fields) >= {"job_origin", "run_id", "instance_ref", "set_exit_code_on_failure"}
+
+
+def test_the_default_launcher_terminates_a_run_as_local_run_launcher_does() -> None:
+    """Dagster's own path (code server) reports CANCELING, then interrupts the run worker with
+    SIGINT: what LocalRunLauncher.terminate does directly."""
+    assert "self._instance.report_run_canceling(run)" in inspect.getsource(dg.DefaultRunLauncher.terminate)
+    assert "start_termination_thread(termination_event, done_event)" in inspect.getsource(grpc_impl._run_in_subprocess)
+    assert "send_interrupt()" in inspect.getsource(dagster_utils._termination_handler)
+    assert "os.kill(os.getpid(), signal.SIGINT)" in inspect.getsource(dagster_utils.send_interrupt)

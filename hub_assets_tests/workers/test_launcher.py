@@ -31,12 +31,12 @@ def celery_env(monkeypatch: pytest.MonkeyPatch, broker_url: str, lost_after_s: i
     monkeypatch.setenv("HUB_WORKER_LOST_AFTER_S", str(lost_after_s))
 
 
-def test_the_instance_launches_beside_the_daemon_unless_told_otherwise(
+def test_the_code_server_launches_runs_when_told_to(
     instance_home: InstanceHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for variable, value in instance_home.env().items():
         monkeypatch.setenv(variable, value)
-    monkeypatch.delenv("HUB_RUN_LAUNCHER", raising=False)
+    monkeypatch.setenv("HUB_RUN_LAUNCHER", "code-server")
     with instance_home.open() as instance:
         launcher = instance.run_launcher
         assert isinstance(launcher, ChosenRunLauncher)
@@ -127,4 +127,4 @@ def test_settings_default_to_the_launcher_beside_the_daemon(monkeypatch: pytest.
     for variable in ("HUB_RUN_LAUNCHER", "HUB_BROKER_URL", "HUB_WORKER_QUEUE"):
         monkeypatch.delenv(variable, raising=False)
     pool = worker_pool()
-    assert (pool.launcher, pool.broker_url, pool.queue) == ("default", None, "hub-index")
+    assert (pool.launcher, pool.broker_url, pool.queue) == ("local", None, "hub-index")

@@ -1,0 +1,158 @@
+"""HUB_RUN_LAUNCHER=local, the default: each run in a process forked from a warm forkserver, known to
+run monitoring by its pid and that pid's start time. Real runs on the test instance (the project's
+dagster.yaml on PostgreSQL), launched through the instance's own launcher. (No postponed
+annotations: Dagster reads the op's context annotation as an object.)"""
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.launcher import LaunchRunContext, WorkerStatus
+
+from hub_assets.workers.launcher import ChosenRunLauncher
+from hub_assets.workers.local import (
+    WORKER_PID_TAG,
+    WORKER_STARTED_TAG,
+    LocalRunLauncher,
+    process_start_time,
+    start_forkserver,
+)
+from hub_assets_tests.instance_home import InstanceHome
+from hub_assets_tests.polling import wait_until
+
+GATE_TIMEOUT_S = 120
+
+
+@dg.op(config_schema={"gate": str})
+def wait_for_gate(context: dg.OpExecutionContext) -> None:
+    """Holds the run until the test creates the gate file (or the run is interrupted)."""
+    gate, deadline = Path(context.op_config["gate"]), time.monotonic() + GATE_TIMEOUT_S
+    while not gate.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{gate} never appeared")
+        time.sleep(0.02)
+
+
+@dg.job(executor_def=dg.in_process_executor)
+def gated_job() -> None:
+    wait_for_gate()
+
+
+@pytest.fixture
+def instance(instance_home: InstanceHome, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
+    for variable, value in instance_home.env().items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.delenv("HUB_RUN_LAUNCHER", raising=False)
+    with instance_home.open() as instance:
+        yield instance
+
+
+def launch_gated(instance: dg.DagsterInstance, gate: Path) -> dg.DagsterRun:
+    run = instance.create_run_for_job(
+        gated_job,
+        run_config={"ops": {"wait_for_gate": {"config": {"gate": str(gate)}}}},
+        job_code_origin=dg.reconstructable(gated_job).get_python_origin(),
+    )
+    instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+    return run
+
+
+def launch_until_started(instance: dg.DagsterInstance, gate: Path) -> dg.DagsterRun:
+    run_id = launch_gated(instance, gate).run_id
+    return wait_until(lambda: started(instance, run_id), 60, 0.02, what="the run to start")
+
+
+def run_of(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    return run
+
+
+def started(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun | None:
+    run = run_of(instance, run_id)
+    return run if run.status == dg.DagsterRunStatus.STARTED and WORKER_PID_TAG in run.tags else None
+
+
+def ended(instance: dg.DagsterInstance, run_id: str, status: dg.DagsterRunStatus) -> dg.DagsterRun | None:
+    run = run_of(instance, run_id)
+    return run if run.status == status else None
+
+
+def test_the_default_launcher_forks_runs_from_a_warm_process(instance: dg.DagsterInstance) -> None:
+    launcher = instance.run_launcher
+    assert isinstance(launcher, ChosenRunLauncher)
+    assert isinstance(launcher.chosen, LocalRunLauncher)
+    assert launcher.supports_check_run_worker_health and not launcher.supports_resume_run
+
+
+def test_a_run_executes_in_a_forked_worker_that_run_monitoring_sees_alive(
+    instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    run = launch_until_started(instance, gate)
+    pid = int(run.tags[WORKER_PID_TAG])
+    assert pid != os.getpid()
+    # Forked from the forkserver (its command line), not a new interpreter of its own.
+    assert b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert f"Started process for run (pid: {pid})." in [e.message for e in instance.all_logs(run.run_id)]
+    health = instance.run_launcher.check_run_worker_health(run)
+    assert (health.status, health.run_worker_id) == (WorkerStatus.RUNNING, str(pid))
+
+    gate.touch()
+    wait_until(lambda: ended(instance, run.run_id, dg.DagsterRunStatus.SUCCESS), 60, 0.02, what="the run's success")
+    wait_until(lambda: process_start_time(pid) is None, 30, 0.02, what="the worker's exit")
+
+
+def test_the_worker_reads_the_launchers_environment_at_launch_not_the_forkservers(
+    instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dagster.yaml's `{env: …}` are read in the worker: a forkserver started under other variables
+    (an earlier test's, a daemon's at start) must not hand those to a run."""
+    start_forkserver()  # under the variables as they are before the change below
+    monkeypatch.setenv("HUB_DAGSTER_LOGS", str(tmp_path / "logs-now"))
+    gate = tmp_path / "gate"
+    gate.touch()
+    run = launch_gated(instance, gate)
+    wait_until(lambda: ended(instance, run.run_id, dg.DagsterRunStatus.SUCCESS), 60, 0.02, what="the run's success")
+    assert list((tmp_path / "logs-now").rglob("*.out")), "the run's stdout was not captured under HUB_DAGSTER_LOGS"
+
+
+def test_a_killed_worker_is_reported_failed_and_a_reused_pid_is_not_taken_for_it(
+    instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    run = launch_until_started(instance, tmp_path / "gate")
+    pid = int(run.tags[WORKER_PID_TAG])
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: process_start_time(pid) is None, 30, 0.02, what="the worker's death")
+    health = instance.run_launcher.check_run_worker_health(run)
+    assert health.status == WorkerStatus.FAILED and f"pid {pid}" in (health.msg or "")
+    assert not instance.run_launcher.terminate(run.run_id)
+
+    # This process is alive, but it is not the process that started at the recorded time.
+    impostor = dg.DagsterRun(
+        job_name="index_bundle",
+        run_id=str(uuid.uuid4()),
+        tags={WORKER_PID_TAG: str(os.getpid()), WORKER_STARTED_TAG: "1"},
+    )
+    assert instance.run_launcher.check_run_worker_health(impostor).status == WorkerStatus.FAILED
+    unrecorded = dg.DagsterRun(job_name="index_bundle", run_id=str(uuid.uuid4()))
+    assert instance.run_launcher.check_run_worker_health(unrecorded).status == WorkerStatus.UNKNOWN
+
+
+def test_terminate_cancels_a_running_run_and_leaves_a_finished_one(
+    instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    run = launch_until_started(instance, tmp_path / "gate")
+    assert instance.run_launcher.terminate(run.run_id)
+    wait_until(lambda: ended(instance, run.run_id, dg.DagsterRunStatus.CANCELED), 60, 0.02, what="the cancellation")
+    assert not instance.run_launcher.terminate(run.run_id)
+
+
+def test_process_start_time_is_none_for_a_pid_that_does_not_exist() -> None:
+    assert process_start_time(os.getpid()) is not None
+    assert process_start_time(2**22 + 1) is None  # above Linux's largest pid
