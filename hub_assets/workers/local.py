@@ -39,11 +39,13 @@ WORKER_PID_TAG = "hub/run_worker_pid"
 WORKER_STARTED_TAG = "hub/run_worker_started"  # the kernel's start time of that pid, in clock ticks
 
 # Imported once by the forkserver: everything a run needs before its first step, so a forked run
-# imports nothing (this module, the code location, the instance's storages, log capture).
+# imports nothing (this module, the code location, the instance's storages and their driver, which
+# SQLAlchemy imports only when an engine is made, log capture).
 WARM_MODULES = [
     __name__,
     "hub_assets.definitions",
     "hub_assets.instance.storage",
+    "psycopg2.extras",
     "hub_assets.instance.compute_logs",
     "hub_assets.workers.launcher",
 ]
