@@ -48,6 +48,8 @@ WARM_MODULES = [
     "psycopg2.extras",
     "hub_assets.instance.compute_logs",
     "hub_assets.workers.launcher",
+    # Last: with everything imported, asks the instance's schema once for every run (warm_schema.py).
+    "hub_assets.workers.warm_schema",
 ]
 
 

@@ -5,6 +5,8 @@ annotations: Dagster reads the op's context annotation as an object.)"""
 
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ import dagster as dg
 import pytest
 from dagster._core.launcher import LaunchRunContext, WorkerStatus
 
+from hub_assets.instance.storage import RUN_PROBES
 from hub_assets.workers.launcher import ChosenRunLauncher
 from hub_assets.workers.local import (
     WORKER_PID_TAG,
@@ -156,3 +159,49 @@ def test_terminate_cancels_a_running_run_and_leaves_a_finished_one(
 def test_process_start_time_is_none_for_a_pid_that_does_not_exist() -> None:
     assert process_start_time(os.getpid()) is not None
     assert process_start_time(2**22 + 1) is None  # above Linux's largest pid
+
+
+# Run in a fresh interpreter: what the forkserver holds after importing warm_schema.
+AFTER_WARM_SCHEMA = """
+import os, threading
+import hub_assets.workers.warm_schema
+from hub_assets.instance import storage
+
+def established_to(port):
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        for line in open(table).read().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes and fields[3] == "01" and int(fields[2].split(":")[-1], 16) == port:
+                count += 1
+    return count
+
+print(sum(map(len, storage._schema_facts.values())), threading.active_count(), established_to(5432))
+"""
+
+
+def test_the_forkserver_learns_the_schema_then_holds_no_connection_and_no_thread(
+    instance: dg.DagsterInstance, instance_home: InstanceHome
+) -> None:
+    env = {**os.environ, **instance_home.env()}
+    result = subprocess.run([sys.executable, "-c", AFTER_WARM_SCHEMA], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    facts, threads, connections = map(int, result.stdout.split())
+    assert facts >= len(RUN_PROBES)
+    assert (threads, connections) == (1, 0)  # nothing a forked run could inherit half-used
+
+
+def test_without_an_instance_the_forkserver_says_so_and_runs_ask_for_themselves() -> None:
+    env = {name: value for name, value in os.environ.items() if name != "DAGSTER_HOME"}
+    result = subprocess.run([sys.executable, "-c", AFTER_WARM_SCHEMA], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "1", "0"]
+    assert "run workers will ask the instance's schema themselves" in result.stderr
