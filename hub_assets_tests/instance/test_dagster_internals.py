@@ -5,6 +5,7 @@ here, by name, and nowhere else; then re-read the module and the source it mirro
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import textwrap
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import dagster_postgres
 import dagster_webserver.cli
 import pytest
 from dagster._core.execution.compute_logs import execute_posix_tail, mirror_stream_to_file
+from dagster._core.execution.plan import instance_concurrency_context
 from dagster._core.instance.instance import DagsterInstance
 from dagster._core.instance.methods.storage_methods import StorageMethods
 from dagster._core.instance.ref import configurable_storage_data
@@ -26,7 +28,7 @@ from dagster._core.storage.event_log.schema import ConcurrencySlotsTable
 from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, LocalComputeLogManager
 from dagster._serdes import ConfigurableClass
-from dagster._utils.concurrency import ConcurrencySlotStatus
+from dagster._utils.concurrency import ConcurrencyClaimStatus, ConcurrencySlotStatus
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 from dagster_postgres.event_log import event_log as postgres_event_log
 from dagster_postgres.utils import create_pg_engine, pg_config, set_pg_statement_timeout
@@ -34,6 +36,7 @@ from sqlalchemy.pool import NullPool
 
 from hub_assets.instance.compute_logs import PipedComputeLogManager
 from hub_assets.instance.storage import (
+    RUN_PROBES,
     TABLES_CHECKED_AT_START,
     PooledEventLogStorage,
     PooledPostgresStorage,
@@ -98,6 +101,22 @@ def test_schema_probes_cached_are_plain_methods_of_the_storages(pooled: type, pr
     for name in probes:
         assert inspect.isfunction(getattr(base, name)), f"{base.__name__}.{name} is no longer a plain method"
         assert getattr(pooled, name).__wrapped__ is getattr(base, name)
+
+
+def test_the_pool_limit_column_probe_is_a_cached_property_of_the_event_log_storage() -> None:
+    """PooledEventLogStorage keeps its answer per process; upstream per storage."""
+    upstream = SqlEventLogStorage.__dict__["has_default_pool_limit_col"]
+    assert isinstance(upstream, functools.cached_property)
+    assert PostgresEventLogStorage.has_default_pool_limit_col is upstream
+    assert PooledEventLogStorage.has_default_pool_limit_col.fget.__wrapped__ is upstream.func
+
+
+def test_every_probe_learn_schema_asks_is_one_the_storages_remember() -> None:
+    storages = {"run_storage": PooledRunStorage, "event_log_storage": PooledEventLogStorage}
+    for storage, probe, arguments in RUN_PROBES:
+        remembered = getattr(storages[storage], probe)
+        remembered = remembered.fget if arguments is None else remembered
+        assert hasattr(remembered, "__wrapped__"), f"{storage}.{probe} is asked but not remembered"
 
 
 def test_probes_the_cache_covers_go_through_has_table() -> None:
@@ -240,3 +259,17 @@ def test_run_logs_are_captured_where_and_as_upstream_captures_them() -> None:
     assert "cls(" not in inspect.getsource(LocalComputeLogManager.from_config_value), "upstream builds subclasses now"
     assert "tail_to_stream(filepath, stream)" in inspect.getsource(mirror_stream_to_file)
     assert inspect.getsource(execute_posix_tail).count("subprocess.Popen(") == 2
+
+
+def test_a_claim_status_with_a_sleep_interval_sets_when_a_blocked_step_asks_again() -> None:
+    """PooledEventLogStorage.claim_concurrency_slot shortens the wait of a step refused a slot by
+    returning the status with a sleep interval, which Dagster's run-side context then uses."""
+    assert instance_concurrency_context._calculate_timeout_interval(0.05, 7) == 0.05
+    assert instance_concurrency_context._calculate_timeout_interval(None, 0) == 1
+    source = inspect.getsource(instance_concurrency_context.InstanceConcurrencyContext.claim)
+    assert "claim_status.sleep_interval, self._pending_claim_counts[step_key]" in source
+    assert "self._instance.event_log_storage.claim_concurrency_slot(" in source
+    exit_source = inspect.getsource(instance_concurrency_context.InstanceConcurrencyContext.__exit__)
+    assert "free_concurrency_slot_for_step(self._run_id, step_key)" in exit_source
+    assert instance_concurrency_context.MAX_CONCURRENCY_CLAIM_BLOCKED_INTERVAL == 15
+    assert "def with_sleep_interval(self, interval: float)" in inspect.getsource(ConcurrencyClaimStatus)

@@ -16,6 +16,7 @@ from dagster._serdes import deserialize_value, serialize_value
 from sqlalchemy import event
 from sqlalchemy.pool import QueuePool
 
+from hub_assets.instance import storage as instance_storage
 from hub_assets.instance.storage import (
     PartitionSightings,
     PooledEventLogStorage,
@@ -319,3 +320,42 @@ def test_one_pool_slot_goes_to_exactly_one_of_several_claiming_at_once(dagster_i
             storage.set_concurrency_slots(key, 1)
             outcomes = list(claimers.map(lambda n, key=key: claim(key, n), range(CLAIMERS)))
             assert sorted(outcomes) == ["BLOCKED"] * (CLAIMERS - 1) + ["CLAIMED"], (round_, outcomes)
+
+
+class _Clock:
+    """time.monotonic for the storage module, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_step_refused_a_slot_asks_again_after_a_quarter_of_its_wait(
+    dagster_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(instance_storage, "time", clock)
+    storage = dagster_instance.event_log_storage
+    storage.set_concurrency_slots("recheck", 1)
+    assert storage.claim_concurrency_slot("recheck", "run-a", "object_blobs").is_claimed
+
+    def refused_then_asked_again_after(waited_s: float) -> float | None:
+        clock.now += waited_s
+        status = storage.claim_concurrency_slot("recheck", "run-b", "object_blobs")
+        assert not status.is_claimed
+        return status.sleep_interval
+
+    assert refused_then_asked_again_after(0) == instance_storage.CLAIM_RECHECK_MIN_S
+    assert refused_then_asked_again_after(2) == pytest.approx(0.5)
+    assert refused_then_asked_again_after(1000) == instance_storage.CLAIM_RECHECK_MAX_S
+    storage.free_concurrency_slot_for_step("run-a", "object_blobs")
+    assert storage.claim_concurrency_slot("recheck", "run-b", "object_blobs").is_claimed
+    # Claimed, its wait is forgotten: refused again later, it starts from the shortest interval.
+    storage.free_concurrency_slot_for_step("run-b", "object_blobs")
+    assert storage.claim_concurrency_slot("recheck", "run-c", "object_blobs").is_claimed
+    assert refused_then_asked_again_after(0) == instance_storage.CLAIM_RECHECK_MIN_S
+    # A run that ends with its claim still pending gives it up, and its wait with it.
+    storage.free_concurrency_slot_for_step("run-b", "object_blobs")
+    assert refused_then_asked_again_after(100) == instance_storage.CLAIM_RECHECK_MIN_S
