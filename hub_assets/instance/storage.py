@@ -280,11 +280,19 @@ class PooledEventLogStorage(_OnSharedEngine, PostgresEventLogStorage):
     # has_dynamic_partition, supports_asset_checks and asset-event tags each ask has_table first.
     has_table = remembers_yes(PostgresEventLogStorage.has_table)
     has_asset_key_col = remembers_yes(PostgresEventLogStorage.has_asset_key_col)
-    # Upstream keeps it per storage (a cached_property); asked when a run's first pooled step
-    # reads the pool limits.
-    has_default_pool_limit_col = property(remembers_yes(PostgresEventLogStorage.has_default_pool_limit_col.func))
+    _pool_limit_col_probe = remembers_yes(PostgresEventLogStorage.has_default_pool_limit_col.func)
+
+    @property
+    def has_default_pool_limit_col(self) -> bool:
+        """Upstream's probe, asked whenever pool limits are read (a blocked step's every recheck):
+        upstream keeps its answer per storage (a cached_property), yes or no; here a yes is kept
+        for the process, as the other probes', and a no for this storage, as upstream does."""
+        if self._pool_limit_col is None:
+            self._pool_limit_col = self._pool_limit_col_probe()
+        return self._pool_limit_col
 
     def __init__(self, shared: SharedEngine, create_tables: bool) -> None:
+        self._pool_limit_col: bool | None = None
         self._partitions_seen = PartitionSightings(_PARTITIONS_SEEN_MAX)
         self._blocked_since: dict[tuple[str, str], float] = {}  # (run id, step key) -> first refusal
         super().__init__(shared, create_tables)

@@ -16,8 +16,8 @@ and never mistakes a later process given the same pid for it. Linux only (/proc)
 of the hub's deployment.
 
 This module leans on Dagster internals (the launcher base class, ExecuteRunArgs, the body of
-`dagster api execute_run`, its interrupt handling); hub_assets_tests/workers/test_dagster_internals.py
-pins each one.
+`dagster api execute_run`, its interrupt handling) and on one of multiprocessing's (the set of
+children it joins at exit); hub_assets_tests/workers/test_dagster_internals.py pins each one.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import multiprocessing.forkserver
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -35,12 +36,17 @@ from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLa
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._utils.interrupts import capture_interrupts, setup_interrupt_handlers
 
-WORKER_PID_TAG = "hub/run_worker_pid"
-WORKER_STARTED_TAG = "hub/run_worker_started"  # the kernel's start time of that pid, in clock ticks
+# How long a launch keeps trying while a dead forkserver is replaced, and the pause between tries.
+FORKSERVER_RESTART_S = 10.0
+FORKSERVER_RETRY_PAUSE_S = 0.05
+
+RUN_WORKER_PID_TAG = "hub/run_worker_pid"
+RUN_WORKER_STARTED_TAG = "hub/run_worker_started"  # the kernel's start time of that pid, in clock ticks
 
 # Imported once by the forkserver: everything a run needs before its first step, so a forked run
-# imports nothing (this module, the code location, the instance's storages and their driver, which
-# SQLAlchemy imports only when an engine is made, log capture).
+# starts without imports of its own (this module, the code location, the instance's storages and
+# their driver, which SQLAlchemy imports only when an engine is made, log capture). The forkserver
+# skips a module that fails to import, silently: a run then imports it itself, slower but correct.
 WARM_MODULES = [
     __name__,
     "hub_assets.definitions",
@@ -72,6 +78,11 @@ def execute_run(serialized_args: str, environment: dict[str, str]) -> None:
     setup_interrupt_handlers()
     args = dg.deserialize_value(serialized_args, ExecuteRunArgs)
     with capture_interrupts(), dg.DagsterInstance.from_ref(args.instance_ref) as instance:
+        # Recorded by the worker itself before the run can be STARTED: run monitoring asks about a
+        # STARTED run's worker, and one it cannot find would be reported failed.
+        pid = os.getpid()
+        started = process_start_time(pid) or ""
+        instance.add_run_tags(args.run_id, {RUN_WORKER_PID_TAG: str(pid), RUN_WORKER_STARTED_TAG: started})
         code = _execute_run_command_body(
             args.run_id, instance, write_stream_fn=lambda event: None, set_exit_code_on_failure=True
         )
@@ -89,6 +100,24 @@ def process_start_time(pid: int) -> str | None:
     return None if state in ("Z", "X") else fields[18]
 
 
+def _fork(serialized_args: str, run_id: str) -> multiprocessing.process.BaseProcess:
+    """A run worker forked from the forkserver. One that died since it was last used (killed, out
+    of memory) refuses the first attempt; once the kernel has ended it, the next attempt starts a
+    new one (with its imports: as slow as a run's start used to be)."""
+    deadline = time.monotonic() + FORKSERVER_RESTART_S
+    while True:
+        worker = start_forkserver().Process(
+            target=execute_run, args=(serialized_args, dict(os.environ)), name=f"hub-run-{run_id}"
+        )
+        try:
+            worker.start()
+            return worker
+        except (EOFError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(FORKSERVER_RETRY_PAUSE_S)
+
+
 class LocalRunLauncher(RunLauncher):
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
@@ -98,22 +127,18 @@ class LocalRunLauncher(RunLauncher):
             instance_ref=self._instance.get_ref(),
             set_exit_code_on_failure=True,
         )
-        worker = start_forkserver().Process(
-            target=execute_run, args=(dg.serialize_value(args), dict(os.environ)), name=f"hub-run-{run.run_id}"
-        )
-        worker.start()
-        # Drops the handles of workers that have finished (they are the forkserver's children,
-        # never zombies of this process).
-        multiprocessing.active_children()
-        started = process_start_time(worker.pid) or ""
-        self._instance.add_run_tags(run.run_id, {WORKER_PID_TAG: str(worker.pid), WORKER_STARTED_TAG: started})
+        worker = _fork(dg.serialize_value(args), run.run_id)
+        # Not a child this process waits for (it is the forkserver's): multiprocessing joins its
+        # children at exit, which would hold a stopping daemon until every run it launched ended.
+        # A run outlives its launcher; run monitoring follows it by its tags.
+        multiprocessing.process._children.discard(worker)  # type: ignore[attr-defined]
         self._instance.report_engine_event(
             f"Run worker forked from the warm process (pid: {worker.pid}).", run, cls=self.__class__
         )
 
     def _live_worker(self, run: dg.DagsterRun) -> int | None:
-        pid = run.tags.get(WORKER_PID_TAG)
-        if pid is None or process_start_time(int(pid)) != run.tags.get(WORKER_STARTED_TAG):
+        pid = run.tags.get(RUN_WORKER_PID_TAG)
+        if pid is None or process_start_time(int(pid)) != run.tags.get(RUN_WORKER_STARTED_TAG):
             return None
         return int(pid)
 
@@ -125,7 +150,10 @@ class LocalRunLauncher(RunLauncher):
         pid = self._live_worker(run)
         if pid is None:
             return False
-        os.kill(pid, signal.SIGINT)
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:  # it ended since it was looked up
+            return False
         return True
 
     @property
@@ -133,9 +161,11 @@ class LocalRunLauncher(RunLauncher):
         return True
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
-        if WORKER_PID_TAG not in run.tags:
+        if RUN_WORKER_PID_TAG not in run.tags:
+            # The worker tags its run before the run starts: this one was launched otherwise
+            # (before HUB_RUN_LAUNCHER changed), and its worker cannot be checked from here.
             return CheckRunHealthResult(WorkerStatus.UNKNOWN, "no run worker recorded for this run")
-        pid = run.tags[WORKER_PID_TAG]
+        pid = run.tags[RUN_WORKER_PID_TAG]
         if self._live_worker(run) is not None:
             return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=pid)
         return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker (pid {pid}) is no longer running")

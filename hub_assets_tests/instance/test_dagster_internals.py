@@ -108,14 +108,15 @@ def test_the_pool_limit_column_probe_is_a_cached_property_of_the_event_log_stora
     upstream = SqlEventLogStorage.__dict__["has_default_pool_limit_col"]
     assert isinstance(upstream, functools.cached_property)
     assert PostgresEventLogStorage.has_default_pool_limit_col is upstream
-    assert PooledEventLogStorage.has_default_pool_limit_col.fget.__wrapped__ is upstream.func
+    assert PooledEventLogStorage._pool_limit_col_probe.__wrapped__ is upstream.func
+    assert isinstance(PooledEventLogStorage.__dict__["has_default_pool_limit_col"], property)
 
 
 def test_every_probe_learn_schema_asks_is_one_the_storages_remember() -> None:
     storages = {"run_storage": PooledRunStorage, "event_log_storage": PooledEventLogStorage}
     for storage, probe, arguments in RUN_PROBES:
-        remembered = getattr(storages[storage], probe)
-        remembered = remembered.fget if arguments is None else remembered
+        pooled = storages[storage]
+        remembered = pooled._pool_limit_col_probe if arguments is None else getattr(pooled, probe)
         assert hasattr(remembered, "__wrapped__"), f"{storage}.{probe} is asked but not remembered"
 
 

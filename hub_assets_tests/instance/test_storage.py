@@ -359,3 +359,26 @@ def test_a_step_refused_a_slot_asks_again_after_a_quarter_of_its_wait(
     # A run that ends with its claim still pending gives it up, and its wait with it.
     storage.free_concurrency_slot_for_step("run-b", "object_blobs")
     assert refused_then_asked_again_after(100) == instance_storage.CLAIM_RECHECK_MIN_S
+
+
+def test_a_storage_that_found_no_pool_limit_column_does_not_ask_again(
+    dagster_instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As upstream's cached_property: a no is kept by the storage that found it (a blocked step
+    reads the pool limits at every recheck), a yes by the whole process."""
+    asked: list[bool] = []
+
+    def probe(storage: object) -> bool:
+        asked.append(answer)
+        return answer
+
+    monkeypatch.setattr(instance_storage.PooledEventLogStorage, "_pool_limit_col_probe", probe)
+    answer = False
+    with dg.DagsterInstance.from_ref(dagster_instance.get_ref()) as instance:
+        assert not instance.event_log_storage.has_default_pool_limit_col
+        assert not instance.event_log_storage.has_default_pool_limit_col
+    assert asked == [False]
+    answer = True
+    with dg.DagsterInstance.from_ref(dagster_instance.get_ref()) as instance:
+        assert instance.event_log_storage.has_default_pool_limit_col  # another storage asks again
+    assert asked == [False, True]

@@ -6,6 +6,8 @@ source it mirrors."""
 from __future__ import annotations
 
 import inspect
+import multiprocessing.process
+import multiprocessing.util
 
 import celery
 import dagster as dg
@@ -123,3 +125,12 @@ def test_the_default_launcher_terminates_a_run_as_local_run_launcher_does() -> N
     assert "start_termination_thread(termination_event, done_event)" in inspect.getsource(grpc_impl._run_in_subprocess)
     assert "send_interrupt()" in inspect.getsource(dagster_utils._termination_handler)
     assert "os.kill(os.getpid(), signal.SIGINT)" in inspect.getsource(dagster_utils.send_interrupt)
+
+
+def test_multiprocessing_joins_at_exit_the_children_it_lists() -> None:
+    """LocalRunLauncher takes each worker off multiprocessing's list of children, which the exit
+    hook joins: a stopping daemon must not wait for the runs it launched."""
+    assert isinstance(multiprocessing.process._children, set)
+    assert "_children.add(self)" in inspect.getsource(multiprocessing.process.BaseProcess.start)
+    exit_hook = inspect.getsource(multiprocessing.util._exit_function)
+    assert "for p in active_children():" in exit_hook and "p.join()" in exit_hook

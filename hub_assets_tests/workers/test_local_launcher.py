@@ -17,10 +17,11 @@ import pytest
 from dagster._core.launcher import LaunchRunContext, WorkerStatus
 
 from hub_assets.instance.storage import RUN_PROBES
+from hub_assets.workers import local
 from hub_assets.workers.launcher import ChosenRunLauncher
 from hub_assets.workers.local import (
-    WORKER_PID_TAG,
-    WORKER_STARTED_TAG,
+    RUN_WORKER_PID_TAG,
+    RUN_WORKER_STARTED_TAG,
     LocalRunLauncher,
     process_start_time,
     start_forkserver,
@@ -78,7 +79,7 @@ def run_of(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun:
 
 def started(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRun | None:
     run = run_of(instance, run_id)
-    return run if run.status == dg.DagsterRunStatus.STARTED and WORKER_PID_TAG in run.tags else None
+    return run if run.status == dg.DagsterRunStatus.STARTED and RUN_WORKER_PID_TAG in run.tags else None
 
 
 def ended(instance: dg.DagsterInstance, run_id: str, status: dg.DagsterRunStatus) -> dg.DagsterRun | None:
@@ -98,7 +99,7 @@ def test_a_run_executes_in_a_forked_worker_that_run_monitoring_sees_alive(
 ) -> None:
     gate = tmp_path / "gate"
     run = launch_until_started(instance, gate)
-    pid = int(run.tags[WORKER_PID_TAG])
+    pid = int(run.tags[RUN_WORKER_PID_TAG])
     assert pid != os.getpid()
     # Forked from the forkserver (its command line), not a new interpreter of its own.
     assert b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -129,7 +130,7 @@ def test_a_killed_worker_is_reported_failed_and_a_reused_pid_is_not_taken_for_it
     instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
     run = launch_until_started(instance, tmp_path / "gate")
-    pid = int(run.tags[WORKER_PID_TAG])
+    pid = int(run.tags[RUN_WORKER_PID_TAG])
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: process_start_time(pid) is None, 30, 0.02, what="the worker's death")
     health = instance.run_launcher.check_run_worker_health(run)
@@ -140,7 +141,7 @@ def test_a_killed_worker_is_reported_failed_and_a_reused_pid_is_not_taken_for_it
     impostor = dg.DagsterRun(
         job_name="index_bundle",
         run_id=str(uuid.uuid4()),
-        tags={WORKER_PID_TAG: str(os.getpid()), WORKER_STARTED_TAG: "1"},
+        tags={RUN_WORKER_PID_TAG: str(os.getpid()), RUN_WORKER_STARTED_TAG: "1"},
     )
     assert instance.run_launcher.check_run_worker_health(impostor).status == WorkerStatus.FAILED
     unrecorded = dg.DagsterRun(job_name="index_bundle", run_id=str(uuid.uuid4()))
@@ -167,24 +168,16 @@ import os, threading
 import hub_assets.workers.warm_schema
 from hub_assets.instance import storage
 
-def established_to(port):
-    inodes = set()
+def sockets():
+    count = 0
     for fd in os.listdir("/proc/self/fd"):
         try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:[")
         except OSError:
             continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    count = 0
-    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
-        for line in open(table).read().splitlines()[1:]:
-            fields = line.split()
-            if fields[9] in inodes and fields[3] == "01" and int(fields[2].split(":")[-1], 16) == port:
-                count += 1
     return count
 
-print(sum(map(len, storage._schema_facts.values())), threading.active_count(), established_to(5432))
+print(sum(map(len, storage._schema_facts.values())), threading.active_count(), sockets())
 """
 
 
@@ -194,9 +187,10 @@ def test_the_forkserver_learns_the_schema_then_holds_no_connection_and_no_thread
     env = {**os.environ, **instance_home.env()}
     result = subprocess.run([sys.executable, "-c", AFTER_WARM_SCHEMA], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    facts, threads, connections = map(int, result.stdout.split())
+    facts, threads, sockets = map(int, result.stdout.split())
     assert facts >= len(RUN_PROBES)
-    assert (threads, connections) == (1, 0)  # nothing a forked run could inherit half-used
+    # Nothing a forked run could inherit half-used: no thread, no socket (TCP or Unix) of any kind.
+    assert (threads, sockets) == (1, 0)
 
 
 def test_without_an_instance_the_forkserver_says_so_and_runs_ask_for_themselves() -> None:
@@ -205,3 +199,76 @@ def test_without_an_instance_the_forkserver_says_so_and_runs_ask_for_themselves(
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "1", "0"]
     assert "run workers will ask the instance's schema themselves" in result.stderr
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_killed_forkserver_is_started_again_and_its_runs_go_on(instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    first = launch_until_started(instance, tmp_path / "first")
+    worker = int(first.tags[RUN_WORKER_PID_TAG])
+    os.kill(parent_of(worker), signal.SIGKILL)
+    # At once: the launch meets the dead forkserver's closed socket, then starts a new one.
+    second = launch_until_started(instance, tmp_path / "second")
+    assert parent_of(int(second.tags[RUN_WORKER_PID_TAG])) != parent_of(worker)
+    assert instance.run_launcher.check_run_worker_health(first).status == WorkerStatus.RUNNING
+    for gate in ("first", "second"):
+        (tmp_path / gate).touch()
+    for run in (first, second):
+        wait_until(lambda run=run: ended(instance, run.run_id, dg.DagsterRunStatus.SUCCESS), 60, 0.02, what="success")
+
+
+LAUNCH_AND_EXIT = """
+import sys
+import dagster as dg
+from hub_assets_tests.workers.test_local_launcher import launch_gated
+from pathlib import Path
+
+with dg.DagsterInstance.get() as instance:
+    print(launch_gated(instance, Path(sys.argv[1])).run_id, flush=True)
+"""
+
+
+def test_a_launcher_exits_at_once_and_its_runs_go_on_without_it(
+    instance: dg.DagsterInstance, instance_home: InstanceHome, tmp_path: Path
+) -> None:
+    """A daemon stopping (or restarting) waits for none of the runs it launched."""
+    env = {**os.environ, **instance_home.env()}
+    gate, out = tmp_path / "gate", tmp_path / "launcher.out"
+    # Its own forkserver starts, imports the code location, then the process exits: it would hang
+    # until the gate's timeout if it waited for its run. (Its output to a file: the run inherits
+    # the descriptors and keeps a pipe open.)
+    with out.open("w") as output:
+        launcher = subprocess.Popen([sys.executable, "-c", LAUNCH_AND_EXIT, str(gate)], env=env, stdout=output)
+        assert launcher.wait(timeout=60) == 0
+    run_id = out.read_text().split()[-1]
+    run = wait_until(lambda: started(instance, run_id), 60, 0.02, what="the orphaned run to start")
+    assert instance.run_launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
+    gate.touch()
+    wait_until(lambda: ended(instance, run_id, dg.DagsterRunStatus.SUCCESS), 60, 0.02, what="the run's success")
+
+
+def test_terminate_of_a_worker_that_ends_meanwhile_says_so(
+    instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = launch_until_started(instance, tmp_path / "gate")
+
+    def gone(pid: int, signum: int) -> None:
+        raise ProcessLookupError(pid)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(local.os, "kill", gone)  # the worker ends between the look-up and the signal
+        assert not instance.run_launcher.terminate(run.run_id)
+    (tmp_path / "gate").touch()
+    wait_until(lambda: ended(instance, run.run_id, dg.DagsterRunStatus.SUCCESS), 60, 0.02, what="the run's success")
+
+
+def test_a_zombie_has_no_start_time() -> None:
+    child = subprocess.Popen(["true"])
+    try:
+        stat = Path(f"/proc/{child.pid}/stat")
+        wait_until(lambda: stat.read_text().rsplit(")", 1)[1].split()[0] == "Z", 30, 0.01, what="a zombie")
+        assert process_start_time(child.pid) is None
+    finally:
+        child.wait()
