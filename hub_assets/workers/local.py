@@ -130,11 +130,9 @@ class LocalRunLauncher(RunLauncher):
         worker = _fork(dg.serialize_value(args), run.run_id)
         # Not a child this process waits for (it is the forkserver's): multiprocessing joins its
         # children at exit, which would hold a stopping daemon until every run it launched ended.
-        # A run outlives its launcher; run monitoring follows it by its tags.
+        # A run outlives its launcher; run monitoring follows it by its tags. (No engine event here:
+        # the worker's own "Started process for run (pid: …)" says the same, one write fewer.)
         multiprocessing.process._children.discard(worker)  # type: ignore[attr-defined]
-        self._instance.report_engine_event(
-            f"Run worker forked from the warm process (pid: {worker.pid}).", run, cls=self.__class__
-        )
 
     def _live_worker(self, run: dg.DagsterRun) -> int | None:
         pid = run.tags.get(RUN_WORKER_PID_TAG)

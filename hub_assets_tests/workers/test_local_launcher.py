@@ -272,3 +272,33 @@ def test_a_zombie_has_no_start_time() -> None:
         assert process_start_time(child.pid) is None
     finally:
         child.wait()
+
+
+class _RefusingForkserver:
+    """A forkserver context whose first `refusals` workers fail to start, as against a dead
+    forkserver's closed socket (the real race is exercised above; this one is deterministic)."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals = refusals
+        self.attempts = 0
+
+    def Process(self, **kwargs: object) -> "_RefusingForkserver":
+        return self
+
+    def start(self) -> None:
+        self.attempts += 1
+        if self.attempts <= self.refusals:
+            raise ConnectionRefusedError("forkserver gone")
+
+
+def test_a_launch_tries_again_while_the_forkserver_is_replaced_then_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local, "FORKSERVER_RETRY_PAUSE_S", 0)
+    recovering = _RefusingForkserver(refusals=2)
+    monkeypatch.setattr(local, "start_forkserver", lambda: recovering)
+    assert local._fork("args", "run-1") is recovering and recovering.attempts == 3
+
+    gone = _RefusingForkserver(refusals=10**6)
+    monkeypatch.setattr(local, "start_forkserver", lambda: gone)
+    monkeypatch.setattr(local, "FORKSERVER_RESTART_S", 0)
+    with pytest.raises(ConnectionRefusedError):
+        local._fork("args", "run-2")
