@@ -32,7 +32,7 @@ class EmptyCatalog:
 
 
 def decode_bundle(
-    stream: IO[bytes],
+    stream: IO[bytes] | bytes,
     *,
     bundle_key: str | None,
     name: str | Callable[[str], str],
@@ -40,7 +40,8 @@ def decode_bundle(
     catalog: CatalogView,
     object_content: bool = True,
 ) -> Bundle:
-    """Read, verify and validate a bundle; raise BundleError naming `name` if any rule fails.
+    """Read, verify and validate a bundle (a stream, or bytes in memory, read in place); raise
+    BundleError naming `name` if any rule fails.
 
     With `bundle_key`, the sha256 of the bytes must equal it; a mismatch is reported before
     any other problem, since it means the bytes are not the ones that were sent. Every rule

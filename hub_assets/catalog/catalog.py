@@ -4,17 +4,18 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
+import zstandard
 from psycopg.types.json import Jsonb
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from ..bundle import CommitRecord, Manifest, ResolvedSnapshot
+from ..bundle import CommitRecord, Manifest, ObjectRecord, ResolvedSnapshot, decoded_bytes
 from . import schema
-from .bulk import copy_new_rows, copy_rows
-from .reads import text_array
+from .bulk import copy_new_rows, copy_rows, insert_keys, present_keys
 from .repos import RepoCatalog, RepoNameTaken, RepoRow, insert_repo_row
 from .schema import PENDING
 
@@ -58,6 +59,8 @@ class RepoView:
 
 PENDING_UPLOAD = "pending_upload"
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class AcceptedPush:
@@ -73,7 +76,7 @@ class AcceptedPush:
     force: bool
     bundle_key: str
     size_bytes: int
-    inline_objects: list[tuple[str, bytes]]  # (object id, decoded bytes) fetchable before any index run
+    inline_objects: Sequence[ObjectRecord]  # validated, with content: fetchable before any index run
     pending_upload: str | None  # the key the bytes wait under, until published to the upload prefix
     snapshots: Sequence[ResolvedSnapshot] = ()
     commits: Sequence[CommitRecord] = ()
@@ -102,27 +105,33 @@ class Catalog(RepoCatalog):
             return copy_rows(conn, table, columns, rows, on_conflict, self.chunk_rows)
 
     def _copy_missing(
-        self, conn: sa.Connection, table: sa.Table, columns: list[str], rows: Iterable[tuple], key: str, **scope: str
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        columns: list[str],
+        items: Iterable[tuple[str, T]],
+        to_row: Callable[[T], tuple],
+        key: str,
+        **scope: str,
     ) -> int:
-        """The rows whose `key` (within the `scope` column values) is not in `table` yet: one
-        query finds those present, the rest go straight in by binary COPY (`copy_new_rows`).
-        For rows with large values, which staging would make PostgreSQL write twice."""
-        rows = list(rows)
-        at = columns.index(key)
-        query = sa.select(table.c[key]).where(
-            table.c[key] == sa.func.any(text_array([row[at] for row in rows])),
-            *(table.c[column] == value for column, value in scope.items()),
-        )
-        present = set(conn.execute(query).scalars())
-        missing = (row for row in rows if row[at] not in present)
+        """The rows of the `items` ((value of `key`, item)) whose `key` (within the `scope`
+        column values) is not in `table` yet: one query finds those present, the rest go
+        straight in by binary COPY (`copy_new_rows`), each row made by `to_row` only as COPY
+        takes it. For rows with large values, which staging would make PostgreSQL write twice."""
+        items = list(items)
+        present = present_keys(conn, table, key, [item_key for item_key, _ in items], **scope)
+        missing = (to_row(item) for item_key, item in items if item_key not in present)
         return copy_new_rows(conn, table, columns, missing, "ON CONFLICT DO NOTHING", self.chunk_rows)
 
-    def _add_inline_objects(self, conn: sa.Connection, rows: Iterable[tuple[str, bytes]]) -> int:
+    def _add_inline_objects(self, conn: sa.Connection, objects: Iterable[ObjectRecord]) -> int:
+        decompressor = zstandard.ZstdDecompressor()
         return self._copy_missing(
             conn,
             schema.objects,
             ["object_id", "size_bytes", "storage_uri", "content_cache"],
-            ((object_id, len(data), PENDING, data) for object_id, data in rows),
+            ((o.object_id, o) for o in objects),
+            # Decoded as COPY takes it, while the server stores the objects before.
+            lambda o: (o.object_id, o.size_bytes, PENDING, decoded_bytes(o, decompressor)),
             key="object_id",
         )
 
@@ -130,7 +139,8 @@ class Catalog(RepoCatalog):
         """Objects fetchable before any index run: bytes in `content_cache`, store URI pending.
         An existing row, pending or promoted, is left as it is (write-once)."""
         with self.engine.begin() as conn:
-            return self._add_inline_objects(conn, rows)
+            objects = (ObjectRecord(object_id, data, "identity", len(data)) for object_id, data in rows)
+            return self._add_inline_objects(conn, objects)
 
     def add_stored_objects(self, rows: Iterable[tuple[str, int, str]]) -> int:
         """Objects now in the store: new rows, or pending rows promoted to their store URI with
@@ -148,9 +158,7 @@ class Catalog(RepoCatalog):
             return self._add_object_refs(conn, repo_id, object_ids)
 
     def _add_object_refs(self, conn: sa.Connection, repo_id: str, object_ids: Iterable[str]) -> int:
-        rows = ((repo_id, object_id) for object_id in object_ids)
-        columns = ["repo_id", "object_id"]
-        return copy_rows(conn, schema.object_refs, columns, rows, "ON CONFLICT DO NOTHING", self.chunk_rows)
+        return insert_keys(conn, schema.object_refs, "object_id", object_ids, self.chunk_rows, repo_id=repo_id)
 
     def add_snapshots(self, repo_id: str, snapshots: Iterable[ResolvedSnapshot]) -> int:
         """Snapshot rows not yet in the catalog (manifests are most of the catalog's bytes). A
@@ -166,7 +174,8 @@ class Catalog(RepoCatalog):
             conn,
             schema.snapshots,
             ["repo_id", "snapshot_id", "manifest", "created_at"],
-            ((repo_id, s.snapshot_id, ManifestJson(s.manifest), s.created_at or now) for s in ordered),
+            ((s.snapshot_id, s) for s in ordered),
+            lambda s: (repo_id, s.snapshot_id, ManifestJson(s.manifest), s.created_at or now),
             key="snapshot_id",
             repo_id=repo_id,
         )
@@ -216,10 +225,10 @@ class Catalog(RepoCatalog):
             # Sorted, here and in the snapshot and commit writers: two pushes sharing rows insert
             # them in one order, so neither waits on a row the other will only write later (no
             # deadlock).
-            inline = sorted(push.inline_objects)
+            inline = sorted(push.inline_objects, key=attrgetter("object_id"))
             if inline:
                 self._add_inline_objects(conn, inline)
-                self._add_object_refs(conn, push.repo_id, (object_id for object_id, _ in inline))
+                self._add_object_refs(conn, push.repo_id, map(attrgetter("object_id"), inline))
             if push.snapshots:
                 self._add_snapshots(conn, push.repo_id, push.snapshots)
             if push.commits:

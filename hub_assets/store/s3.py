@@ -168,7 +168,7 @@ class S3Store(ObjectStore):
                 yield StoredKey(item["Key"][len(self.prefix) :], item["Size"], item["LastModified"])
 
     def writer(self, key: str) -> KeyWriter:
-        return _S3Writer(self._client, self.bucket, self.prefix, key)
+        return _S3Writer(self._client, self._bulk, self.bucket, self.prefix, key)
 
     def publish(self, source: str, key: str) -> bool:
         """A server-side copy. If-None-Match makes it write-once where the server supports it on
@@ -216,22 +216,36 @@ class S3Store(ObjectStore):
 
 class _S3Writer(KeyWriter):
     """One PutObject when the bytes fit in a part, else a multipart upload of PART_BYTES parts,
-    which S3 shows under the key only once it is completed."""
+    which S3 shows under the key only once it is completed.
 
-    def __init__(self, client: Any, bucket: str, prefix: str, key: str) -> None:
+    The one PutObject goes by obstore: a push's 2.8 MB quarantine write took 18 ms and 7 ms of
+    Python's CPU by boto3, 13 ms and 2 ms by obstore, beside the push's own transaction and
+    validation on the same cores. The parts stay boto3's: a write killed midway leaves a
+    multipart upload that `discard_partial_writes` finds by boto3's listing."""
+
+    def __init__(self, client: Any, bulk: ObstoreS3, bucket: str, prefix: str, key: str) -> None:
         self.key = key
         self._client = client
+        self._bulk = bulk
         self._target = {"Bucket": bucket, "Key": prefix + key}
-        self._buffer = bytearray()
+        # What is written, as the chunks written (bytes), joined only to make a part or the
+        # body: a body written in one chunk is sent as it is, not copied.
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
 
     def write(self, data: bytes) -> None:
-        self._buffer += data
-        while len(self._buffer) >= PART_BYTES:
-            part = bytes(self._buffer[:PART_BYTES])
-            del self._buffer[:PART_BYTES]
-            self._upload_part(part)
+        self._pending.append(data if type(data) is bytes else bytes(data))
+        self._pending_bytes += len(data)
+        if self._pending_bytes < PART_BYTES:
+            return
+        pending = b"".join(self._pending)
+        whole = len(pending) - len(pending) % PART_BYTES
+        for start in range(0, whole, PART_BYTES):
+            self._upload_part(pending[start : start + PART_BYTES])
+        self._pending = [pending[whole:]] if whole < len(pending) else []
+        self._pending_bytes = len(pending) - whole
 
     def _upload_part(self, part: bytes) -> None:
         if self._upload_id is None:
@@ -241,19 +255,20 @@ class _S3Writer(KeyWriter):
         self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
 
     def commit(self) -> None:
+        body = b"".join(self._pending)
+        self._pending, self._pending_bytes = [], 0
         if self._upload_id is None:
-            self._client.put_object(Body=bytes(self._buffer), **self._target)
+            obstore.put(self._bulk, self.key, body)
         else:
-            if self._buffer:
-                self._upload_part(bytes(self._buffer))
+            if body:
+                self._upload_part(body)
             self._client.complete_multipart_upload(
                 UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}, **self._target
             )
             self._upload_id = None
-        self._buffer.clear()
 
     def abort(self) -> None:
-        self._buffer.clear()
+        self._pending, self._pending_bytes = [], 0
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
             self._client.abort_multipart_upload(UploadId=upload_id, **self._target)

@@ -245,11 +245,13 @@ def decode(
     name: str = BUNDLE_NAME,
     limits: Limits | None = None,
     catalog: CatalogView | None = None,
+    in_memory: bool = False,
 ) -> Bundle:
-    """`decode_bundle` over `data`, by default with its true key, default limits and an empty catalog."""
+    """`decode_bundle` over `data` (as a stream, or `in_memory` as bytes), by default with its
+    true key, default limits and an empty catalog."""
     key = sha256_hex(data) if isinstance(bundle_key, _KeyOfData) else bundle_key
     return decode_bundle(
-        io.BytesIO(data),
+        data if in_memory else io.BytesIO(data),
         bundle_key=key,
         name=name,
         limits=limits or Limits(),

@@ -1,6 +1,7 @@
 """How the decoder reads its stream (bundle/wire.py): a few reused buffers, each hashed on a
-thread and fed to the unpacker a slice at a time. Whatever the stream hands back per read, the
-bundle, its key and the per-record limit come out as if the bytes had been read at once."""
+thread and fed to the unpacker a slice at a time; bytes in memory are read in place. Whatever the
+stream hands back per read, the bundle, its key and the per-record limit come out as if the bytes
+had been read at once."""
 
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ STREAMS: dict[str, Callable[[bytes], object]] = {
     "partial readinto": _Trickle,
     "read only": _ReadOnly,
     "RawIOBase with read only": _RawReadOnly,
+    "bytes in memory": bytes,
 }
 
 
@@ -93,14 +95,16 @@ def _large_object_first(content_bytes: int) -> bytes:
     return pack(make_bundle(objects=[large, make_object(bytes(2 * MIB))]))
 
 
-def test_a_value_filling_the_unpacker_buffer_exactly_is_read() -> None:
+@pytest.mark.parametrize("in_memory", [False, True], ids=["stream", "bytes in memory"])
+def test_a_value_filling_the_unpacker_buffer_exactly_is_read(in_memory: bool) -> None:
     """The unpacker is fed no more than its buffer has room for (what it holds of a record is
     the value it has not finished, past its header), so a value of exactly the per-record limit
     reaches the object rules (here: too large for a 1 KiB object limit), one byte more is refused."""
     limits = Limits(max_object_bytes=1024)
     limit = limits.max_object_bytes + 4 * MIB
-    rejected(_large_object_first(limit), "objects[0]", "object is larger than 1024 bytes", limits=limits)
-    rejected(_large_object_first(limit + 1), "objects[0]", re.escape(TOO_LARGE), limits=limits)
+    too_large = "object is larger than 1024 bytes"
+    rejected(_large_object_first(limit), "objects[0]", too_large, limits=limits, in_memory=in_memory)
+    rejected(_large_object_first(limit + 1), "objects[0]", re.escape(TOO_LARGE), limits=limits, in_memory=in_memory)
 
 
 class _FailingStream(io.RawIOBase):
@@ -133,5 +137,6 @@ def test_a_stream_error_is_raised_and_ends_the_hashing() -> None:
     assert not [t for t in threading.enumerate() if t.name == "bundle-sha256"]
 
 
-def test_truncation_in_a_later_buffer_is_named() -> None:
-    rejected(_large_bundle()[: 13 * MIB], "bundle", "truncated msgpack")
+@pytest.mark.parametrize("in_memory", [False, True], ids=["stream", "bytes in memory"])
+def test_truncation_in_a_later_buffer_is_named(in_memory: bool) -> None:
+    rejected(_large_bundle()[: 13 * MIB], "bundle", "truncated msgpack", in_memory=in_memory)

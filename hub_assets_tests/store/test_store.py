@@ -203,6 +203,15 @@ def test_writer_shows_the_key_only_once_committed(store: ObjectStore, monkeypatc
     assert partial_writes(store, "quarantine/") == 0
 
 
+def test_writer_keeps_what_was_written_not_the_buffer_it_came_in(store: ObjectStore) -> None:
+    buffer = bytearray(b"first bytes")
+    with store.writer("quarantine/r/reused") as writer:
+        writer.write(buffer)
+        buffer[:] = b"other bytes"  # a reader's buffer, reused for the next read
+        writer.commit()
+    assert store.get("quarantine/r/reused") == b"first bytes"
+
+
 def test_an_aborted_or_failed_write_leaves_no_key(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(s3_module, "PART_BYTES", 5 * 1024 * 1024)
     with pytest.raises(RuntimeError), store.writer("quarantine/r/failed") as writer:
