@@ -209,12 +209,14 @@ def main() -> int:
         f"- machine: {machine(args.pg_admin, s3_version, load)}",
         f"- code: {code_version()}",
         f"- store data under `{args.scratch}`; target: p50 < 50 ms for a bundle of at most 4 MiB",
+    ]
+    table = [
         "",
         "| store | bundle | pushes | project p50 / p90 ms (fetchable) | until published p50 / p90 ms | "
         "baseline (upload + seed job) p50 / p90 ms | p50 project/baseline | fetch ms per object, after |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    text = "\n".join(header + rows + large) + "\n"
+    text = "\n".join(header + (table + rows if rows else []) + large) + "\n"
     append_section(args.results, text)
     return 0
 
