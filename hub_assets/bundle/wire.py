@@ -1,7 +1,8 @@
 """msgpack wire bytes -> type-checked records, in one streaming pass that also hashes them.
 
 The top-level map and its arrays are walked element by element, so the unpacker's buffer
-holds one record at a time and the wire bytes are never all in memory next to the records.
+holds one record at a time and the wire bytes of a stream are never all in memory next to the
+records (bytes handed over in memory are read in place).
 """
 
 import hashlib
@@ -35,9 +36,9 @@ class _HashingReader:
 
     The hashing runs beside the unpacking (hashlib releases the GIL for large buffers), so the
     sha256 of the whole bundle costs little time next to it (0.25 s of 1.3 s at 10x the reference
-    push, measured). A buffer is reused once hashed, rather than a new bytes object made per read,
-    and is large, so that the thread takes the GIL once per 4 MiB; the reading waits while all
-    `_BUFFERS` are being hashed. The unpacker is given at most `_FEED_SIZE` at a time (its buffer
+    push, measured). A stream's buffer is reused once hashed, rather than a new bytes object
+    made per read, and is large, so that the thread takes the GIL once per 4 MiB; the reading
+    waits while all `_BUFFERS` are being hashed. The unpacker is given at most `_FEED_SIZE` at a time (its buffer
     stays small) and never more than its buffer has room for, as when it reads a file itself: a
     record just under the per-record limit is read, one over it refused with BufferFull."""
 

@@ -31,17 +31,16 @@ def batched(rows: Iterable[Sequence[Any]], max_rows: int, max_bytes: int) -> Ite
         yield chunk
 
 
+_END: Any = object()
+
+
 def filling(
     chunk: list[Sequence[Any]], rows: Iterator[Sequence[Any]], max_rows: int, max_bytes: int
 ) -> Iterator[Sequence[Any]]:
-    """The next rows of `rows`, each appended to `chunk` as it is handed out, until the chunk is
-    full (see `batched`): a chunk consumed row by row, whose rows are made only as they are
-    taken, and which can be finished (and written again) after its consumer stopped early."""
-    size = sum(map(_row_size, chunk))
-    while len(chunk) < max_rows and size < max_bytes:
-        row = next(rows, None)
-        if row is None:
-            return
+    """The next rows of `rows`, each appended to the empty `chunk` as it is handed out, until the
+    chunk is full (see `batched`): a chunk that can be written while its rows are being made."""
+    size = 0
+    while len(chunk) < max_rows and size < max_bytes and (row := next(rows, _END)) is not _END:
         chunk.append(row)
         size += _row_size(row)
         yield row
@@ -109,8 +108,8 @@ def copy_new_rows(
         # Rows are made as COPY takes them: the server stores each part sent while the next
         # rows are made (a push's inline objects are decompressed here, 5 ms of 2.8 MB).
         rest = filling(chunk, source, chunk_rows, chunk_bytes)
-        first = next(rest, None)
-        if first is None:
+        first = next(rest, _END)
+        if first is _END:
             return written
         try:
             with conn.begin_nested(), cursor.copy(f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -120,7 +119,7 @@ def copy_new_rows(
                     copy.write_row(row)
             written += len(chunk)
         except psycopg.errors.UniqueViolation:
-            deque(rest, maxlen=0)  # the chunk's rows the failed COPY did not take
+            # Reported as the COPY ends, when the chunk has every row it took.
             written += copy_rows(conn, table, columns, chunk, on_conflict, chunk_rows, chunk_bytes)
 
 

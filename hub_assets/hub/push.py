@@ -110,14 +110,16 @@ def push(
     landing = hub.store.writer(quarantine_key(repo_id))
     with landing, ThreadPoolExecutor(max_workers=1, thread_name_prefix="branch-check") as pool:
         # Beside the reading (a query's round trips, 1-2 ms of a 40 ms push): a push the
-        # compare-and-swap must refuse is refused before anything else is said of it, and a
-        # large one before its bytes are read past the inline limit.
+        # compare-and-swap must refuse is refused as such whatever its bytes hold, and a large
+        # one before they are read past the inline limit. (While both run, a push holds two of
+        # the catalog pool's connections.)
         checked = None if force else pool.submit(_check_branch_at, hub, repo_id, branch, expected_old_head)
-        small, read = _read_small(_Tee(source, landing.write), hub.inline_bundle_max_bytes)
+        read = _read_small(_Tee(source, landing.write), hub.inline_bundle_max_bytes)
+        small = isinstance(read, bytes)
         if checked is not None and not small:
             checked.result()
         try:
-            decoded = _validate(hub, repo_id, read, small, bundle_key)
+            decoded = _validate(hub, repo_id, read, bundle_key)
         finally:
             if checked is not None:
                 checked.result()
@@ -194,18 +196,18 @@ def _push_uploaded(hub: Hub, repo_id: str, bundle_key: str, accept: partial[Push
         raise HubError(f"no upload at {upload_key(key)}") from None
     try:
         with stream:
-            small, read = _read_small(stream, hub.inline_bundle_max_bytes)
-            decoded = _validate(hub, repo_id, read, small, bundle_key)
-        return accept(decoded, small, pending_upload=None)
+            read = _read_small(stream, hub.inline_bundle_max_bytes)
+            decoded = _validate(hub, repo_id, read, bundle_key)
+        return accept(decoded, isinstance(read, bytes), pending_upload=None)
     except HubError:
         hub.store.publish(upload_key(key), refused_key(key))
         hub.store.delete(upload_key(key))
         raise
 
 
-def _validate(hub: Hub, repo_id: str, read: IO[bytes] | bytes, small: bool, bundle_key: str | None) -> Bundle:
-    """The decoded bundle (`_read_small`'s answer): a small one with its objects' content, to
-    register them inline; a large one without."""
+def _validate(hub: Hub, repo_id: str, read: IO[bytes] | bytes, bundle_key: str | None) -> Bundle:
+    """The decoded bundle (`read`: `_read_small`'s answer): a small one, in memory, with its
+    objects' content, to register them inline; a large one, a stream, without."""
     try:
         decoded = decode_bundle(
             read,
@@ -214,7 +216,7 @@ def _validate(hub: Hub, repo_id: str, read: IO[bytes] | bytes, small: bool, bund
             name=partition_key(repo_id, bundle_key) if bundle_key else partial(partition_key, repo_id),
             limits=hub.limits,
             catalog=hub.catalog.view(repo_id),
-            object_content=small,
+            object_content=isinstance(read, bytes),
         )
     except BundleError as error:
         raise BundleRefused(str(error)) from None
@@ -296,20 +298,18 @@ def publish_upload(hub: Hub, repo_id: str, bundle_key: str, pending: str) -> Non
         removed.result()
 
 
-def _read_small(stream: IO[bytes], limit: int) -> tuple[bool, IO[bytes] | bytes]:
-    """Whether the whole stream is at most `limit` bytes, and then all its bytes, else a stream
-    of all its bytes. Reads at most `limit` + 1 bytes ahead, so a stream of unknown length is
-    told apart too. Bytes read whole in one read (pushed as bytes, or a short file) are not
-    copied: joining one chunk gives it back (3 ms of a 2.8 MB push were two copies)."""
+def _read_small(stream: IO[bytes], limit: int) -> IO[bytes] | bytes:
+    """All the stream's bytes if it holds at most `limit`, else a stream of all its bytes. Reads
+    at most `limit` + 1 bytes ahead, so a stream of unknown length is told apart too. Bytes
+    read whole in one read (pushed as bytes, or a short file) are not copied: joining one chunk
+    gives it back (3 ms of a 2.8 MB push were two copies)."""
     chunks: list[bytes] = []
     size = 0
     while size <= limit and (chunk := stream.read(limit + 1 - size)):
         chunks.append(chunk)
         size += len(chunk)
     head = b"".join(chunks)
-    if size <= limit:
-        return True, head
-    return False, _Chained(head, stream)
+    return head if size <= limit else _Chained(head, stream)
 
 
 class _Chained(io.RawIOBase):

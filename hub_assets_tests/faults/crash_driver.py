@@ -103,7 +103,9 @@ def in_copy(where: str) -> None:
     """`<table>@end`: after a bulk write's last INSERT, before its transaction commits.
     `<table>@<n>`: when the write asks for its row n+1, i.e. after n / chunk size chunks."""
     table_name, _, at = where.partition("@")
-    for name in ("copy_rows", "copy_new_rows"):  # staged writes, and new rows COPYed straight in
+    # Staged writes, new rows COPYed straight in, and keys inserted as one array per chunk: each
+    # is called (conn, table, columns or key column, rows or keys, ...).
+    for name in ("copy_rows", "copy_new_rows", "insert_keys"):
         setattr(catalog_module, name, _killing_copy(getattr(catalog_module, name), table_name, at))
 
 
