@@ -25,8 +25,9 @@ from hub_assets_tests.ports import free_port, listened_by_descendant
 pytestmark = pytest.mark.slow
 
 
-def _live_processes_mentioning(text: str) -> list[int]:
-    """Processes (zombies excepted) whose command line or environment mentions `text`."""
+def _live_processes_mentioning(text: str) -> list[str]:
+    """Processes (zombies excepted) whose command line or environment mentions `text`: pid and
+    command line of each, so a failure says which process outlived dev."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -34,11 +35,13 @@ def _live_processes_mentioning(text: str) -> list[int]:
         try:
             if (entry / "stat").read_text().split(") ", 1)[1].startswith("Z"):
                 continue
-            blob = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+            command = (entry / "cmdline").read_bytes()
+            blob = command + (entry / "environ").read_bytes()
         except OSError:
             continue
         if text.encode() in blob:
-            found.append(int(entry.name))
+            words = command.replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{entry.name}: {words[:200]}")
     return found
 
 
@@ -113,5 +116,8 @@ def test_dev_indexes_a_push_through_the_sensor_and_stops_cleanly(
     finally:
         returncode = dev.stop()
     assert returncode == 0
-    wait_until(lambda: not _live_processes_mentioning(str(home)), 30, 0.5, what="every process of dev to exit")
+    try:
+        wait_until(lambda: not _live_processes_mentioning(str(home)), 30, 0.5, what="every process of dev to exit")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; still running: {_live_processes_mentioning(str(home))}") from None
     assert (home / "postgres").is_dir(), "the embedded database's data stays for the next start"
