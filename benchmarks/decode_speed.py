@@ -1,6 +1,6 @@
 """Validated decoding vs the seed's unpack + resolve + zstd (issue #13), on the reference push.
 
-    .venv/bin/python benchmarks/decode_speed.py [--scales 1,10] [--repeats 5] [--before main] [--no-rss]
+    .venv/bin/python benchmarks/decode_speed.py [--scales 1,10] [--repeats 7] [--before main] [--no-rss]
 
 Modes, each timed on the bundle's bytes already in memory (the baseline's fetch + sha256 is not
 counted; the project's modes include the sha256 of the whole bundle, which they compute anyway):
@@ -10,22 +10,26 @@ counted; the project's modes include the sha256 of the whole bundle, which they 
   index     decode_bundle as the index calls it: EmptyCatalog, object_content=True, with the key
   push      decode_bundle as a large push calls it: object_content=False, no key
 
-For each code version (this tree; with --before REF also that commit's hub_assets, extracted
-under benchmarks/.work) one worker process per scale loads the bundle once and then runs the
-modes on request; the parent asks the workers in turn, the first of a round going last in the
-next (A B B A …), so every version and mode sees the same machine. Times are medians of
-`repeats`; a ratio is the median over the rounds of mode / baseline timed just before it by the
-same worker (so a slow spell of this shared machine moves both sides of a ratio).
-Peak RSS: VmHWM of a fresh process that runs one mode once, reading the bundle as it would in
-production (the baseline reads the whole file, decode_bundle streams it from an open file).
-Prints one table and appends it, with the machine and date, to benchmarks/RESULTS.md.
+decode_bundle is handed the bytes themselves, which it reads in place, as the baseline's unpack
+does (a stream over them, a BytesIO, would add a copy the baseline does not make).
+
+Every timing is one fresh process that loads the bytes and the code, then decodes once, as a run
+worker does: the same mode timed over and over in one long-lived process swung with the state
+of its heap (a worker's baseline at 10x took 0.65 s in one process and 1.27 s in the next,
+RESULTS.md 2026-12-03 03:30). For each code version (this tree; with --before REF also that
+commit's hub_assets, extracted under benchmarks/.work) and mode, `repeats` processes run,
+interleaved (each round runs every version and mode once, the order reversed every other round).
+Times are medians and minimums; a ratio is the median over the rounds of mode / that round's
+baseline (timed once per version, the same code each time, and pooled). Peak RSS: VmHWM of a
+fresh process that runs one mode once, reading the bundle as it would in production (the
+baseline reads the whole file, decode_bundle streams it from an open file). Prints one table and
+appends it, with the machine and date, to benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import io
+import importlib
 import json
 import os
 import statistics
@@ -49,7 +53,7 @@ MODES = ("baseline", "index", "push")
 # (so not run.py, which puts this tree first on sys.path).
 
 
-def _decode(stream: IO[bytes], mode: str, bundle_key: str) -> tuple[int, int]:
+def _decode(stream: IO[bytes] | bytes, mode: str, bundle_key: str) -> tuple[int, int]:
     from hub_assets.bundle import EmptyCatalog, decode_bundle
     from hub_assets.settings import bundle_limits
 
@@ -75,22 +79,19 @@ def _baseline(data: bytes) -> tuple[int, int]:
 
 def run_mode(mode: str, data: bytes, bundle_key: str) -> tuple[int, int]:
     """(commits, objects) decoded, as a check that every mode read the whole bundle."""
-    return _baseline(data) if mode == "baseline" else _decode(io.BytesIO(data), mode, bundle_key)
+    return _baseline(data) if mode == "baseline" else _decode(data, mode, bundle_key)
 
 
-def worker(path: Path, bundle_key: str) -> None:
-    """Answer each mode name read from stdin with one JSON line: seconds and counts."""
-    import hub_assets
+def time_once(mode: str, path: Path, bundle_key: str) -> None:
+    """Load the bytes and the code, decode them once in `mode`; print seconds and counts as JSON."""
+    for module in ("baseline", "hub_assets.bundle", "hub_assets.settings"):
+        importlib.import_module(module)  # before the clock starts, for every mode alike
 
     data = path.read_bytes()
-    print(json.dumps({"hub_assets": str(Path(hub_assets.__file__).parent)}), flush=True)
-    for line in sys.stdin:
-        mode = line.strip()
-        gc.collect()
-        started = time.perf_counter()
-        counts = run_mode(mode, data, bundle_key)
-        seconds = time.perf_counter() - started
-        print(json.dumps({"seconds": seconds, "counts": counts}), flush=True)
+    started = time.perf_counter()
+    counts = run_mode(mode, data, bundle_key)
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "counts": counts}), flush=True)
 
 
 def peak_rss(mode: str, path: Path, bundle_key: str) -> None:
@@ -128,28 +129,13 @@ def _child(code: Path, *args: str, **popen: Any) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, __file__, *args], env=env, text=True, **popen)
 
 
-class Worker:
-    def __init__(self, code: Path, path: Path, bundle_key: str) -> None:
-        self.process = _child(code, "--worker", str(path), bundle_key, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        loaded = Path(self._answer()["hub_assets"])
-        if not loaded.is_relative_to(code):
-            raise SystemExit(f"worker for {code} imported hub_assets from {loaded}")
-
-    def _answer(self) -> dict[str, Any]:
-        line = self.process.stdout.readline()
-        if not line:
-            raise SystemExit(f"worker exited with {self.process.wait()}")
-        return json.loads(line)
-
-    def time(self, mode: str) -> tuple[float, list[int]]:
-        self.process.stdin.write(mode + "\n")
-        self.process.stdin.flush()
-        answer = self._answer()
-        return answer["seconds"], answer["counts"]
-
-    def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait()
+def _time(code: Path, mode: str, path: Path, bundle_key: str) -> tuple[float, list[int]]:
+    child = _child(code, "--once", mode, str(path), bundle_key, stdout=subprocess.PIPE)
+    out, _ = child.communicate()
+    if child.returncode:
+        raise SystemExit(f"timing {mode} with {code} failed ({child.returncode})")
+    answer = json.loads(out)
+    return answer["seconds"], answer["counts"]
 
 
 def _rss_mb(code: Path, mode: str, path: Path, bundle_key: str) -> float:
@@ -178,8 +164,9 @@ def benchmark(args: argparse.Namespace) -> str:
         f"- command: `python benchmarks/decode_speed.py {' '.join(sys.argv[1:])}`",
         f"- machine: {described}",
         f"- code: after = {code_version()}{before}",
-        f"- medians of {args.repeats} alternating runs per mode, one worker process per code version; "
-        "ratio = median over rounds of mode / the same worker's baseline of that round; "
+        f"- {args.repeats} fresh processes per code version and mode, interleaved; median (min) seconds; "
+        "ratio = median over rounds of mode / the median of that round's baselines (the baseline, which no code "
+        "version changes, is timed once per version and round, and pooled); "
         "peak RSS = VmHWM of one fresh process per mode",
         "",
         "| scale | code | baseline s | index s (×) | push s (×) | peak RSS MB baseline / index / push |",
@@ -188,39 +175,32 @@ def benchmark(args: argparse.Namespace) -> str:
     for scale in [float(s) for s in args.scales.split(",")]:
         bundle = ensure_bundle(scale)
         expected = [bundle.commits, bundle.objects]
-        workers = {name: Worker(code, bundle.path, bundle.bundle_key) for name, code in versions.items()}
-        times: dict[tuple[str, str], list[float]] = {(name, mode): [] for name in workers for mode in MODES}
-        try:
-            order = list(workers.items())
-            for _ in range(args.repeats):
-                # Who goes first changes every round: the worker timed second ran slower at
-                # everything, its baseline included (RESULTS.md, 2026-12-02 17:27 section).
-                for name, work in order:
-                    for mode in MODES:
-                        seconds, counts = work.time(mode)
-                        if counts != expected:
-                            raise SystemExit(f"{name} {mode} decoded {counts}, not {expected} (commits, objects)")
-                        times[name, mode].append(seconds)
-                order.reverse()
-        finally:
-            for work in workers.values():
-                work.close()
+        runs = [(name, mode) for name in versions for mode in MODES]
+        times: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
+        for round_number in range(args.repeats):
+            for name, mode in runs if round_number % 2 == 0 else reversed(runs):
+                seconds, counts = _time(versions[name], mode, bundle.path, bundle.bundle_key)
+                if counts != expected:
+                    raise SystemExit(f"{name} {mode} decoded {counts}, not {expected} (commits, objects)")
+                times[name, mode].append(seconds)
+        # The baseline is benchmarks/baseline.py whatever the code version: its timings of a round
+        # are pooled, so each version is judged against the same, larger sample.
+        rounds = [
+            statistics.median(times[name, "baseline"][round_number] for name in versions)
+            for round_number in range(args.repeats)
+        ]
+        baseline = [seconds for name in versions for seconds in times[name, "baseline"]]
         for name, code in versions.items():
-            median = {mode: statistics.median(times[name, mode]) for mode in MODES}
             rss = (
                 " / ".join(f"{_rss_mb(code, mode, bundle.path, bundle.bundle_key):.0f}" for mode in MODES)
                 if args.rss
                 else "—"
             )
-            base = median["baseline"]
-            ratio = {
-                mode: statistics.median(t / b for t, b in zip(times[name, mode], times[name, "baseline"], strict=True))
-                for mode in MODES
-            }
-            lines.append(
-                f"| {scale:g}× | {name} | {base:.3f} | {median['index']:.3f} ({ratio['index']:.2f}×) "
-                f"| {median['push']:.3f} ({ratio['push']:.2f}×) | {rss} |"
-            )
+            cells = [f"{statistics.median(baseline):.3f} ({min(baseline):.3f})"]
+            for mode in MODES[1:]:
+                ratio = statistics.median(t / b for t, b in zip(times[name, mode], rounds, strict=True))
+                cells.append(f"{statistics.median(times[name, mode]):.3f} ({min(times[name, mode]):.3f}) {ratio:.2f}×")
+            lines.append(f"| {scale:g}× | {name} | {' | '.join(cells)} | {rss} |")
             print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     if args.no_append:
@@ -231,15 +211,15 @@ def benchmark(args: argparse.Namespace) -> str:
 
 
 def main() -> int:
-    if len(sys.argv) == 4 and sys.argv[1] == "--worker":
-        worker(Path(sys.argv[2]), sys.argv[3])
+    if len(sys.argv) == 5 and sys.argv[1] == "--once":
+        time_once(sys.argv[2], Path(sys.argv[3]), sys.argv[4])
         return 0
     if len(sys.argv) == 5 and sys.argv[1] == "--rss":
         peak_rss(sys.argv[2], Path(sys.argv[3]), sys.argv[4])
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", default="1,10", help="comma-separated scales of the reference push")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each mode per code version")
+    parser.add_argument("--repeats", type=int, default=7, help="timed processes of each mode per code version")
     parser.add_argument("--before", help="also measure this git ref's hub_assets (e.g. main), alternating")
     parser.add_argument("--no-rss", dest="rss", action="store_false", help="skip the peak RSS processes")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to RESULTS.md")

@@ -1,5 +1,6 @@
-"""The collector paused around a block: restored as found, and with `freeze` what the block made
-is set aside (the CLI's imports of Dagster)."""
+"""The collector paused around a block: restored as found; with `freeze` what the block made is set
+aside (the CLI's imports of Dagster), with `promote` it moves to the oldest generation unwalked (a
+decoded bundle)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,29 @@ def test_freeze_sets_aside_what_the_block_made(gc_restored: None) -> None:
     with cyclic_gc_paused():
         made = [[n] for n in range(1000)]
     assert gc.get_freeze_count() == 0
+
+
+def _in_generation(generation: int, made: list[list[int]]) -> bool:
+    ids = {id(item) for item in gc.get_objects(generation=generation)}
+    return all(id(item) in ids for item in made)
+
+
+def test_promote_moves_what_the_block_made_to_the_oldest_generation_unfrozen(gc_restored: None) -> None:
+    gc.unfreeze()
+    with cyclic_gc_paused(promote=True):
+        made = [[n] for n in range(1000)]
+    assert gc.get_freeze_count() == 0
+    assert _in_generation(2, made)
+    assert not _in_generation(0, made)
+
+
+def test_promote_leaves_a_freeze_of_the_process_alone(gc_restored: None) -> None:
+    gc.unfreeze()
+    kept = [[n] for n in range(100)]
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    with cyclic_gc_paused(promote=True):
+        made = [[n] for n in range(1000)]
+    assert gc.get_freeze_count() == frozen  # not thawed, and what the block made not frozen with it
+    assert not _in_generation(2, made)
+    assert kept
