@@ -64,6 +64,8 @@ def test_promote_leaves_a_freeze_of_the_process_alone(gc_restored: None) -> None
     frozen = gc.get_freeze_count()
     with cyclic_gc_paused(promote=True):
         made = [[n] for n in range(1000)]
-    assert gc.get_freeze_count() == frozen  # not thawed, and what the block made not frozen with it
+    # Not thawed, and what the block made not frozen with it (a frozen object can still be freed,
+    # so the count may drop a little meanwhile), nor promoted.
+    assert frozen // 2 < gc.get_freeze_count() <= frozen
     assert not _in_generation(2, made)
     assert kept
