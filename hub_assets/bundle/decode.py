@@ -52,42 +52,31 @@ def decode_bundle(
     # What is decoded is a tree, never a cycle, and lives as long as the run: the collector's
     # passes over it were a tenth of reading the reference push (x1 and x10), and the one pass
     # after the pause that would walk it all only to promote it was 5-8 % of the decode.
-    with cyclic_gc_paused(promote=True):
-        return _decode(stream, bundle_key, name, limits, catalog, object_content)
-
-
-def _decode(
-    stream: IO[bytes] | bytes,
-    bundle_key: str | None,
-    name: str | Callable[[str], str],
-    limits: Limits,
-    catalog: CatalogView,
-    object_content: bool,
-) -> Bundle:
     sha256 = ""
-    try:
+    with cyclic_gc_paused(promote=True):
         try:
-            wire = read_wire(stream, limits, object_content)
-        except WireError as exc:
-            sha256 = exc.sha256
+            try:
+                wire = read_wire(stream, limits, object_content)
+            except WireError as exc:
+                sha256 = exc.sha256
+                _check_hash(sha256, bundle_key)
+                raise
+            sha256 = wire.sha256
             _check_hash(sha256, bundle_key)
-            raise
-        sha256 = wire.sha256
-        _check_hash(sha256, bundle_key)
-        objects = unique(wire.objects, attrgetter("object_id"), "object")
-        snapshots = resolve_manifests(wire.snapshots, catalog.snapshot_manifests, limits.max_manifest_entries)
-        commits = order_commits(wire.commits)
-        _check_commit_snapshots(commits, {s.snapshot_id for s in snapshots}, catalog)
-    except BundleError as exc:
-        raise exc.in_bundle(name if isinstance(name, str) else name(sha256)) from None
-    return Bundle(
-        bundle_key=wire.sha256,
-        size_bytes=wire.size_bytes,
-        commits=commits,
-        snapshots=snapshots,
-        objects=list(objects.values()),
-        branch_heads=wire.branch_heads,
-    )
+            objects = unique(wire.objects, attrgetter("object_id"), "object")
+            snapshots = resolve_manifests(wire.snapshots, catalog.snapshot_manifests, limits.max_manifest_entries)
+            commits = order_commits(wire.commits)
+            _check_commit_snapshots(commits, {s.snapshot_id for s in snapshots}, catalog)
+        except BundleError as exc:
+            raise exc.in_bundle(name if isinstance(name, str) else name(sha256)) from None
+        return Bundle(
+            bundle_key=wire.sha256,
+            size_bytes=wire.size_bytes,
+            commits=commits,
+            snapshots=snapshots,
+            objects=list(objects.values()),
+            branch_heads=wire.branch_heads,
+        )
 
 
 def _check_hash(actual: str, expected: str | None) -> None:
