@@ -86,12 +86,14 @@ def time_once(mode: str, path: Path, bundle_key: str) -> None:
     """Load the bytes and the code, decode them once in `mode`; print seconds and counts as JSON."""
     for module in ("baseline", "hub_assets.bundle", "hub_assets.settings"):
         importlib.import_module(module)  # before the clock starts, for every mode alike
+    import hub_assets
 
     data = path.read_bytes()
     started = time.perf_counter()
     counts = run_mode(mode, data, bundle_key)
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "counts": counts}), flush=True)
+    loaded = str(Path(hub_assets.__file__).parent)
+    print(json.dumps({"seconds": seconds, "counts": counts, "hub_assets": loaded}), flush=True)
 
 
 def peak_rss(mode: str, path: Path, bundle_key: str) -> None:
@@ -135,6 +137,9 @@ def _time(code: Path, mode: str, path: Path, bundle_key: str) -> tuple[float, li
     if child.returncode:
         raise SystemExit(f"timing {mode} with {code} failed ({child.returncode})")
     answer = json.loads(out)
+    # An editable install of this tree could shadow the code on PYTHONPATH: "before" would time "after".
+    if not Path(answer["hub_assets"]).is_relative_to(code):
+        raise SystemExit(f"timing {mode} for {code} imported hub_assets from {answer['hub_assets']}")
     return answer["seconds"], answer["counts"]
 
 

@@ -3,6 +3,7 @@ the Dagster instance production runs on."""
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ import dagster as dg
 import pytest
 from moto.server import ThreadedMotoServer
 
+from hub_assets import cyclic_gc
 from hub_assets.embedded_postgres import (
     create_scratch_database,
     drop_database,
@@ -145,3 +147,18 @@ def fixture_bytes() -> Callable[[str], bytes]:
         return (FIXTURES_DIR / name).read_bytes()
 
     return read
+
+
+@pytest.fixture
+def collector_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The cyclic collector off (no automatic collection moves objects between generations while
+    a test looks for them) with nothing frozen, as a process starts; restored afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    gc.unfreeze()
+    monkeypatch.setattr(cyclic_gc, "_frozen", False)
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        (gc.enable if was else gc.disable)()

@@ -143,17 +143,11 @@ def test_truncation_in_a_later_buffer_is_named(in_memory: bool) -> None:
     rejected(_large_bundle()[: 13 * MIB], "bundle", "truncated msgpack", in_memory=in_memory)
 
 
-def test_decoded_records_are_promoted_to_the_oldest_generation_unwalked() -> None:
+def test_decoded_records_are_promoted_to_the_oldest_generation_unwalked(collector_off: None) -> None:
     """The whole decode runs with the collector paused, and what it made moves to the oldest
     generation without the young collection that would walk every record to get it there."""
-    was = gc.isenabled()
-    gc.unfreeze()  # promotion is skipped while the process keeps objects frozen
-    gc.disable()  # no automatic collection moves the records while they are looked for
-    try:
-        bundle = decode(pack(make_bundle(objects=[make_object(bytes([n]) * 10) for n in range(50)])))
-        oldest = {id(item) for item in gc.get_objects(generation=2)}
-        assert len(bundle.objects) == 50
-        assert all(id(record) in oldest for record in bundle.objects)
-        assert not gc.isenabled()  # left as it was found
-    finally:
-        (gc.enable if was else gc.disable)()
+    bundle = decode(pack(make_bundle(objects=[make_object(bytes([n]) * 10) for n in range(50)])))
+    oldest = {id(item) for item in gc.get_objects(generation=2)}
+    assert len(bundle.objects) == 50
+    assert all(id(record) in oldest for record in bundle.objects)
+    assert not gc.isenabled()  # left as it was found
