@@ -38,7 +38,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from worker import peak_rss_kb  # benchmarks/ is this script's directory; it imports no hub_assets
 
@@ -126,17 +126,17 @@ def _git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def _child(code: Path, *args: str, **popen: Any) -> subprocess.Popen[str]:
+def _child_output(code: Path, *args: str) -> str:
+    """What this script prints when run with `args` in a fresh process on `code`'s hub_assets."""
     env = {**os.environ, "PYTHONPATH": str(code)}
-    return subprocess.Popen([sys.executable, __file__, *args], env=env, text=True, **popen)
+    done = subprocess.run([sys.executable, __file__, *args], env=env, text=True, stdout=subprocess.PIPE)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(args[:2])} with {code} failed ({done.returncode})")
+    return done.stdout
 
 
 def _time(code: Path, mode: str, path: Path, bundle_key: str) -> tuple[float, list[int]]:
-    child = _child(code, "--once", mode, str(path), bundle_key, stdout=subprocess.PIPE)
-    out, _ = child.communicate()
-    if child.returncode:
-        raise SystemExit(f"timing {mode} with {code} failed ({child.returncode})")
-    answer = json.loads(out)
+    answer = json.loads(_child_output(code, "--once", mode, str(path), bundle_key))
     # An editable install of this tree could shadow the code on PYTHONPATH: "before" would time "after".
     if not Path(answer["hub_assets"]).is_relative_to(code):
         raise SystemExit(f"timing {mode} for {code} imported hub_assets from {answer['hub_assets']}")
@@ -144,11 +144,7 @@ def _time(code: Path, mode: str, path: Path, bundle_key: str) -> tuple[float, li
 
 
 def _rss_mb(code: Path, mode: str, path: Path, bundle_key: str) -> float:
-    child = _child(code, "--rss", mode, str(path), bundle_key, stdout=subprocess.PIPE)
-    out, _ = child.communicate()
-    if child.returncode:
-        raise SystemExit(f"peak RSS run of {mode} failed ({child.returncode})")
-    return int(out) / 1024
+    return int(_child_output(code, "--rss", mode, str(path), bundle_key)) / 1024
 
 
 def benchmark(args: argparse.Namespace) -> str:
