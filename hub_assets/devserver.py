@@ -8,12 +8,16 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 from .environment import REPO_ROOT, HubEnvironment
 
 _STOP_TIMEOUT_S = 30
+_STRAGGLER_GRACE_S = 5
 _POLL_S = 0.5
+_GROUP_POLL_S = 0.1
+_PROC = Path("/proc")
 
 
 def check_host(host: str, expose_unauthenticated_ui: bool) -> None:
@@ -71,8 +75,7 @@ def run_dev(environment: HubEnvironment, host: str, port: int, api_port: int) ->
     except KeyboardInterrupt:
         return 0
     finally:
-        for process in processes:
-            _stop_group(process)
+        _stop_groups(processes)
         environment.stop_embedded_postgres()
 
 
@@ -84,12 +87,65 @@ def _start(command: list[str]) -> subprocess.Popen:
     )
 
 
-def _stop_group(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+def _stop_groups(processes: list[subprocess.Popen]) -> None:
+    """Stop each process and everything it started, the processes side by side.
+
+    SIGTERM goes to each leader alone, so `dagster dev` stops its webserver, daemon and code server
+    in its own order. Sent to the whole group it was not enough: the code server exited at once,
+    and `dagster dev`, still waiting for its webserver and daemon, restarted it (its monitor
+    restarts a code server it finds exited, every 5 s). The new one outlived dev until its 45 s
+    heartbeat timeout (CI, 2026-12-03). What is left in a group once its leader is gone (a code
+    server still shutting down, a run worker) is swept: given time, then SIGTERM, then SIGKILL."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + _STOP_TIMEOUT_S
+    for process in processes:
+        try:
+            process.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        _sweep_group(process.pid)
+
+
+def _sweep_group(group: int) -> None:
+    for signum in (None, signal.SIGTERM, signal.SIGKILL):
+        if signum is not None:
+            try:
+                os.killpg(group, signum)
+            except ProcessLookupError:
+                return
+        if _group_gone_within(group, _STRAGGLER_GRACE_S):
+            return
+
+
+def _group_gone_within(group: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while _group_alive(group):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(_GROUP_POLL_S)
+    return True
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of `group` still runs. Zombies do not count: an orphan's new parent is
+    init, which here reaps it up to a second later, and `killpg(group, 0)` counts it until then.
+    Without /proc (macOS), that is what is left to ask."""
+    if not _PROC.is_dir():
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in _PROC.iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:  # it exited meanwhile
+            continue
+        # pid (comm) state ppid pgrp …: comm may hold spaces and parentheses, so split after its last ')'
+        fields = stat.rpartition(")")[2].split()
+        if fields and fields[0] != "Z" and int(fields[2]) == group:
+            return True
+    return False

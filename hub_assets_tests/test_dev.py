@@ -119,5 +119,6 @@ def test_dev_indexes_a_push_through_the_sensor_and_stops_cleanly(
     try:
         wait_until(lambda: not _live_processes_mentioning(str(home)), 30, 0.5, what="every process of dev to exit")
     except AssertionError as error:
-        raise AssertionError(f"{error}; still running: {_live_processes_mentioning(str(home))}") from None
+        still = _live_processes_mentioning(str(home))
+        raise AssertionError(f"{error}; still running: {still}; dev's log ends:\n{dev.output()[-3000:]}") from None
     assert (home / "postgres").is_dir(), "the embedded database's data stays for the next start"
