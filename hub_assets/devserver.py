@@ -104,20 +104,26 @@ def _stop_groups(processes: list[subprocess.Popen]) -> None:
         try:
             process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            _signal_group(process.pid, signal.SIGKILL)
             process.wait()
         _sweep_group(process.pid)
 
 
 def _sweep_group(group: int) -> None:
     for signum in (None, signal.SIGTERM, signal.SIGKILL):
-        if signum is not None:
-            try:
-                os.killpg(group, signum)
-            except ProcessLookupError:
-                return
+        if signum is not None and not _signal_group(group, signum):
+            return
         if _group_gone_within(group, _STRAGGLER_GRACE_S):
             return
+
+
+def _signal_group(group: int, signum: int) -> bool:
+    """Send `signum` to `group`; False when no process of it is left (it may end at any moment)."""
+    try:
+        os.killpg(group, signum)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _group_gone_within(group: int, timeout_s: float) -> bool:
