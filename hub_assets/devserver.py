@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from .environment import REPO_ROOT, HubEnvironment
+from .proc_stat import live_stat_fields
 
 _STOP_TIMEOUT_S = 30
 _STRAGGLER_GRACE_S = 5
@@ -140,18 +141,9 @@ def _group_alive(group: int) -> bool:
     init, which here reaps it up to a second later, and `killpg(group, 0)` counts it until then.
     Without /proc (macOS), that is what is left to ask."""
     if not _PROC.is_dir():
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        return _signal_group(group, 0)
     for entry in _PROC.iterdir():
-        try:
-            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
-        except OSError:  # it exited meanwhile
-            continue
-        # pid (comm) state ppid pgrp …: comm may hold spaces and parentheses, so split after its last ')'
-        fields = stat.rpartition(")")[2].split()
-        if fields and fields[0] != "Z" and int(fields[2]) == group:
+        fields = live_stat_fields(int(entry.name)) if entry.name.isdigit() else None
+        if fields and int(fields[2]) == group:
             return True
     return False

@@ -28,13 +28,14 @@ import os
 import signal
 import sys
 import time
-from pathlib import Path
 
 import dagster as dg
 from dagster._cli.api import _execute_run_command_body
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._utils.interrupts import capture_interrupts, setup_interrupt_handlers
+
+from ..proc_stat import live_stat_fields
 
 # How long a launch keeps trying while a dead forkserver is replaced, and the pause between tries.
 FORKSERVER_RESTART_S = 10.0
@@ -92,12 +93,8 @@ def execute_run(serialized_args: str, environment: dict[str, str]) -> None:
 def process_start_time(pid: int) -> str | None:
     """The kernel's start time of a live process (field 22 of /proc/PID/stat), None once it has
     exited (a zombie counts as exited)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    state, *fields = stat.rsplit(")", 1)[1].split()
-    return None if state in ("Z", "X") else fields[18]
+    fields = live_stat_fields(pid)
+    return None if fields is None else fields[19]
 
 
 def _fork(serialized_args: str, run_id: str) -> multiprocessing.process.BaseProcess:
